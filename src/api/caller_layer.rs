@@ -1,0 +1,133 @@
+//! The one place a client certificate becomes a caller identity. Every safegate RPC
+//! runs with a [`Caller`] in its request extensions, or is refused UNAUTHENTICATED
+//! before any handler runs. Health and reflection pass through: their callers have
+//! still presented a certificate the TLS layer verified, and a load balancer's
+//! health check should not need a registry entry.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::error::Error;
+use crate::registry::Registry;
+
+/// gRPC services whose callers must be registered agency systems.
+const PROTECTED_PACKAGE: &str = "safegate.";
+
+/// Resolves the verified client certificate against the agency registry.
+#[derive(Debug, Clone)]
+pub struct CallerLayer {
+    registry: Arc<Registry>,
+}
+
+impl CallerLayer {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        CallerLayer { registry }
+    }
+}
+
+impl<S> Layer<S> for CallerLayer {
+    type Service = CallerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallerService {
+            inner,
+            registry: Arc::clone(&self.registry),
+        }
+    }
+}
+
+/// The service [`CallerLayer`] wraps around the router.
+#[derive(Debug, Clone)]
+pub struct CallerService<S> {
+    inner: S,
+    registry: Arc<Registry>,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for CallerService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+
+        let path = request.uri().path().trim_start_matches('/').to_owned();
+        let (service, method) = path.split_once('/').unwrap_or((path.as_str(), ""));
+        // Attributes name the system, agency, role and outcome; never personal data.
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = %path,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            safegate.system = Empty,
+            safegate.agency = Empty,
+            safegate.role = Empty,
+            rpc.grpc.status_code = Empty,
+        );
+
+        if service.starts_with(PROTECTED_PACKAGE) {
+            let chain = request
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(TlsConnectInfo::peer_certs);
+            let identified = match chain {
+                Some(chain) => self.registry.identify(&chain),
+                None => Err(Error::Unauthenticated(
+                    "no client certificate was presented".into(),
+                )),
+            };
+            match identified {
+                Ok(caller) => {
+                    span.record("safegate.system", caller.system.id.as_str());
+                    span.record("safegate.agency", caller.system.agency.as_str());
+                    request.extensions_mut().insert(caller);
+                }
+                Err(error) => {
+                    let status = Status::from(error);
+                    span.record("rpc.grpc.status_code", status.code() as i32);
+                    span.in_scope(|| tracing::warn!(reason = status.message(), "caller refused"));
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        }
+
+        Box::pin(
+            async move {
+                let response = inner.call(request).await?;
+                // Unary errors arrive trailers-only, with the status in the headers; a
+                // response without one has started successfully.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .unwrap_or(0);
+                tracing::Span::current().record("rpc.grpc.status_code", code);
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}

@@ -1,0 +1,82 @@
+//! `safegate demo`: everything a newcomer needs to see the gateway answer, on the
+//! embedded SQLite default with the development PKI.
+
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::pki;
+
+/// Makes the dev PKI if absent and prints how to call the gateway.
+pub fn prepare(settings: &Settings) -> anyhow::Result<()> {
+    if !settings.registry.exists() {
+        anyhow::bail!(
+            "the agency registry {} is missing: run the demo from the repository root, or set `registry`",
+            settings.registry.display()
+        );
+    }
+    let pki_dir = &settings.pki_dir;
+    if !pki_dir.join("ca.pem").exists() {
+        pki::init(pki_dir, pki::DEMO_SYSTEMS, false)
+            .with_context(|| format!("creating the dev PKI in {}", pki_dir.display()))?;
+        println!("created a development PKI in {}", pki_dir.display());
+    }
+    println!("{}", instructions(settings));
+    Ok(())
+}
+
+fn instructions(settings: &Settings) -> String {
+    let pki = settings.pki_dir.display();
+    let addr = settings.listen_addr;
+    let systems = pki::DEMO_SYSTEMS.join(", ");
+    format!(
+        r#"
+safegate demo: gRPC over mutual TLS on {addr}, database {db}
+
+Each agency system of the demo registry has a client certificate in {pki}:
+  {systems}
+
+Call it with grpcurl (reflection is on):
+  grpcurl -cacert {pki}/ca.pem -cert {pki}/police-iom.pem -key {pki}/police-iom.key \
+    -d '{{"context": {{"practitioner_id": "IOM-0001", "role": "ROLE_IOM_OFFICER"}}}}' \
+    {addr} safegate.v1.IdentityService/WhoAmI
+
+Or from Python (pip install grpcio grpcio-tools):
+  python -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. proto/safegate/v1/*.proto
+  python - <<'PY'
+import grpc
+from safegate.v1 import identity_pb2, identity_pb2_grpc
+read = lambda p: open(p, "rb").read()
+creds = grpc.ssl_channel_credentials(read("{pki}/ca.pem"), read("{pki}/police-iom.key"), read("{pki}/police-iom.pem"))
+with grpc.secure_channel("{addr}", creds) as channel:
+    print(identity_pb2_grpc.IdentityServiceStub(channel).WhoAmI(identity_pb2.WhoAmIRequest()))
+PY
+
+Press Ctrl-C to stop.
+"#,
+        db = redact(&settings.database_url),
+    )
+}
+
+/// A database URL without its password, for display.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redact("postgres://sg:hunter2@db:5432/sg"),
+            "postgres://***@db:5432/sg"
+        );
+        assert_eq!(redact("sqlite://data/sg.db"), "sqlite://data/sg.db");
+    }
+}

@@ -1,0 +1,126 @@
+//! The partnership's fixed vocabulary: agencies, practitioner roles and purposes.
+
+use std::fmt;
+
+/// Declares a closed vocabulary whose wire names are the snake_case words of DOMAIN.md,
+/// so the registry, policies, logs and error messages all use the same spelling.
+macro_rules! vocabulary {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value's name as written in configuration, policies and logs.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            /// Parses the configuration spelling; `None` for anything else.
+            pub fn parse(word: &str) -> Option<Self> {
+                match word { $($word => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted spellings, comma-separated, for error messages.
+            pub fn expected() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// An agency of the safeguarding partnership.
+    Agency {
+        Police => "police",
+        Probation => "probation",
+        Health => "health",
+        ChildrensServices => "childrens_services",
+        Education => "education",
+        /// The partnership's information-governance office.
+        InformationGovernance => "information_governance",
+    }
+}
+
+vocabulary! {
+    /// A practitioner role asserted by an agency system on behalf of a practitioner.
+    Role {
+        IomOfficer => "iom_officer",
+        PoliceOfficer => "police_officer",
+        OffenderManager => "offender_manager",
+        HealthVisitor => "health_visitor",
+        Gp => "gp",
+        SchoolNurse => "school_nurse",
+        SocialWorker => "social_worker",
+        TeamManager => "team_manager",
+        SchoolDsl => "school_dsl",
+        IgOfficer => "ig_officer",
+    }
+}
+
+vocabulary! {
+    /// Why a practitioner asks; it decides the lawful basis of a disclosure.
+    Purpose {
+        ChildSafeguarding => "child_safeguarding",
+        OffenderManagement => "offender_management",
+        OrderEnforcement => "order_enforcement",
+        Audit => "audit",
+    }
+}
+
+impl Agency {
+    /// The roles this agency's systems may be configured to assert (DOMAIN.md). An IG
+    /// officer may sit in any agency.
+    pub fn permits_role(self, role: Role) -> bool {
+        if role == Role::IgOfficer {
+            return true;
+        }
+        let allowed: &[Role] = match self {
+            Agency::Police => &[Role::IomOfficer, Role::PoliceOfficer],
+            Agency::Probation => &[Role::OffenderManager],
+            Agency::Health => &[Role::HealthVisitor, Role::Gp, Role::SchoolNurse],
+            Agency::ChildrensServices => &[Role::SocialWorker, Role::TeamManager],
+            Agency::Education => &[Role::SchoolDsl],
+            Agency::InformationGovernance => &[],
+        };
+        allowed.contains(&role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_round_trips() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(*role));
+        }
+        for agency in Agency::ALL {
+            assert_eq!(Agency::parse(agency.as_str()), Some(*agency));
+        }
+        for purpose in Purpose::ALL {
+            assert_eq!(Purpose::parse(purpose.as_str()), Some(*purpose));
+        }
+        assert_eq!(Role::parse("IOM_OFFICER"), None);
+    }
+
+    #[test]
+    fn agencies_permit_only_their_own_roles() {
+        assert!(Agency::Police.permits_role(Role::IomOfficer));
+        assert!(!Agency::Education.permits_role(Role::IomOfficer));
+        assert!(!Agency::Health.permits_role(Role::SocialWorker));
+        assert!(Agency::Health.permits_role(Role::IgOfficer));
+        assert!(Agency::InformationGovernance.permits_role(Role::IgOfficer));
+        assert!(!Agency::InformationGovernance.permits_role(Role::Gp));
+    }
+}

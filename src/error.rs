@@ -1,0 +1,140 @@
+//! The one domain error type, and its one mapping to gRPC statuses.
+
+use std::fmt;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// One problem with one request field, phrased so an integrator can fix the call.
+/// It names the field and the rule, never the value (which may be personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is malformed; nothing was stored.
+    #[error("invalid request: {}", join(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The caller's certificate does not identify a registered agency system.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A rule forbids the request; `rule` names it so the refusal can be explained.
+    #[error("refused by rule `{rule}`: {reason}")]
+    PermissionDenied { rule: &'static str, reason: String },
+    /// A dependency (the database) cannot be reached; the caller may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault of ours; the caller sees only a reference id.
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn join(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// Shorthand for a request with a single bad field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// Wraps an unexpected fault.
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal(source.into())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument(violations) => {
+                let message = format!("invalid request: {}", join(&violations));
+                let mut details = ErrorDetails::new();
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::Unauthenticated(reason) => Status::unauthenticated(reason),
+            Error::PermissionDenied { rule, reason } => {
+                let message = format!("refused by rule `{rule}`: {reason}");
+                let details = ErrorDetails::with_error_info(
+                    rule,
+                    "safegate",
+                    std::collections::HashMap::new(),
+                );
+                Status::with_error_details(Code::PermissionDenied, message, details)
+            }
+            Error::Unavailable(reason) => Status::unavailable(reason),
+            Error::Internal(source) => {
+                // Logged here, once, where it is handled; the caller gets only the reference.
+                let reference = uuid::Uuid::new_v4();
+                tracing::error!(%reference, error = %source, "internal error");
+                Status::internal(format!(
+                    "internal error; quote reference {reference} to the gateway operators"
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_field_violations() {
+        let status = Status::from(Error::invalid("context.role", "must be set"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad_request = status
+            .get_details_bad_request()
+            .expect("bad request details");
+        assert_eq!(bad_request.field_violations.len(), 1);
+        assert_eq!(bad_request.field_violations[0].field, "context.role");
+        assert!(status.message().contains("context.role: must be set"));
+    }
+
+    #[test]
+    fn permission_denied_names_the_rule() {
+        let status = Status::from(Error::PermissionDenied {
+            rule: "registry.role_not_assertable",
+            reason: "nope".into(),
+        });
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert!(status.message().contains("registry.role_not_assertable"));
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "registry.role_not_assertable");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status = Status::from(Error::internal("disk on fire at /secret/path"));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/secret/path"));
+        assert!(status.message().contains("reference"));
+    }
+}

@@ -1,0 +1,16 @@
+//! safegate: the cross-agency safeguarding information-sharing gateway.
+//!
+//! Agency systems call it over mutual TLS; the agency registry turns each client
+//! certificate into an agency system identity; the domain decides what may be shared.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+mod demo;
+pub mod domain;
+pub mod error;
+pub mod pki;
+pub mod registry;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

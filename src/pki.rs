@@ -1,0 +1,213 @@
+//! A development PKI: one CA, a server certificate for localhost and one client
+//! certificate per agency system. For demos and tests only; production certificates
+//! come from the partnership's own CA.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+
+/// The systems of the demo agency registry (`policies/registry.toml`).
+pub const DEMO_SYSTEMS: &[&str] = &[
+    "police-iom",
+    "probation",
+    "health-visiting",
+    "gp-practice",
+    "childrens-services",
+    "nursery",
+    "ig-office",
+];
+
+/// The SAN URI a dev client certificate carries for a system id.
+pub fn system_uri(system_id: &str) -> String {
+    format!("urn:safegate:system:{system_id}")
+}
+
+/// A certificate and its private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    pub certificate_pem: String,
+    pub key_pem: String,
+}
+
+impl IssuedCertificate {
+    /// Writes `<stem>.pem` and `<stem>.key` into `dir`.
+    pub fn write(&self, dir: &Path, stem: &str) -> std::io::Result<()> {
+        std::fs::write(dir.join(format!("{stem}.pem")), &self.certificate_pem)?;
+        write_private(&dir.join(format!("{stem}.key")), &self.key_pem)
+    }
+}
+
+/// When a certificate is valid.
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// Valid from an hour ago (clock skew) for `days` days.
+    pub fn days(days: i64) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Validity {
+            not_before: now - Duration::hours(1),
+            not_after: now + Duration::days(days),
+        }
+    }
+
+    /// Valid for a period that ended yesterday.
+    pub fn expired() -> Self {
+        let now = OffsetDateTime::now_utc();
+        Validity {
+            not_before: now - Duration::days(30),
+            not_after: now - Duration::days(1),
+        }
+    }
+}
+
+/// A certificate authority that can issue server and client certificates.
+pub struct CertificateAuthority {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl CertificateAuthority {
+    /// Generates a new CA with the given common name.
+    pub fn generate(common_name: &str) -> Result<Self, rcgen::Error> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let validity = Validity::days(5 * 365);
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
+        Ok(CertificateAuthority { issuer })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn certificate_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// The CA's private key, PEM.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// Issues a server certificate for the given DNS names and IP addresses.
+    pub fn issue_server(&self, names: &[&str]) -> Result<IssuedCertificate, rcgen::Error> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name = name("safegate dev server");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params, Validity::days(365))
+    }
+
+    /// Issues a client certificate for an agency system: SAN URI `urn:safegate:system:<id>`
+    /// and subject CN `<id>`.
+    pub fn issue_client(
+        &self,
+        system_id: &str,
+        validity: Validity,
+    ) -> Result<IssuedCertificate, rcgen::Error> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(system_id);
+        params.subject_alt_names = vec![SanType::URI(system_uri(system_id).try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params, validity)
+    }
+
+    fn sign(
+        &self,
+        mut params: CertificateParams,
+        validity: Validity,
+    ) -> Result<IssuedCertificate, rcgen::Error> {
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate()?;
+        let certificate = params.signed_by(&key, &self.issuer)?;
+        Ok(IssuedCertificate {
+            certificate_pem: certificate.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "safegate development");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?
+    };
+    #[cfg(not(unix))]
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+/// Why `pki init` could not write a PKI.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{0} already holds a PKI (ca.pem exists); pass --force to replace it")]
+    Exists(PathBuf),
+    #[error("generating certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes a dev PKI into `dir`: `ca.pem`, `ca.key`, `server.pem`, `server.key` and
+/// `<system-id>.pem` / `<system-id>.key` for each system. Refuses to replace an existing
+/// PKI unless `force`.
+pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, PkiError> {
+    if dir.join("ca.pem").exists() && !force {
+        return Err(PkiError::Exists(dir.to_owned()));
+    }
+    let write_error = |source| PkiError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(write_error)?;
+    let ca = CertificateAuthority::generate("safegate development CA")?;
+    std::fs::write(dir.join("ca.pem"), ca.certificate_pem()).map_err(write_error)?;
+    write_private(&dir.join("ca.key"), &ca.key_pem()).map_err(write_error)?;
+    let mut written = vec![dir.join("ca.pem"), dir.join("ca.key")];
+    ca.issue_server(&["localhost", "127.0.0.1", "::1"])?
+        .write(dir, "server")
+        .map_err(write_error)?;
+    written.extend([dir.join("server.pem"), dir.join("server.key")]);
+    for system in systems {
+        ca.issue_client(system, Validity::days(365))?
+            .write(dir, system)
+            .map_err(write_error)?;
+        written.extend([
+            dir.join(format!("{system}.pem")),
+            dir.join(format!("{system}.key")),
+        ]);
+    }
+    Ok(written)
+}

@@ -1,0 +1,346 @@
+//! The agency registry: which client certificates identify which agency systems, and
+//! which practitioner roles each system may assert.
+//!
+//! A system is matched by the certificate authority that issued its certificate together
+//! with either a SAN URI or the subject common name. The TLS layer has already verified
+//! the chain against the registry's authorities; here the gateway only decides *who* the
+//! verified certificate belongs to.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls_pki_types::{CertificateDer, pem::PemObject};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+use crate::domain::{Agency, AgencySystem, Role};
+use crate::error::Error;
+
+/// What is wrong with a registry file; each message names the entry and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read agency registry {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("agency registry {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("agency registry {path}: {entry}: {message}")]
+    Entry {
+        path: PathBuf,
+        entry: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default, rename = "authority")]
+    authorities: Vec<AuthorityEntry>,
+    #[serde(default, rename = "system")]
+    systems: Vec<SystemEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorityEntry {
+    id: String,
+    certificate: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemEntry {
+    id: String,
+    name: String,
+    agency: String,
+    roles: Vec<String>,
+    authority: String,
+    san_uri: Option<String>,
+    subject_cn: Option<String>,
+}
+
+/// How a certificate names the system it was issued to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CertificateName {
+    SanUri(String),
+    SubjectCn(String),
+}
+
+impl CertificateName {
+    fn describe(&self) -> String {
+        match self {
+            CertificateName::SanUri(uri) => format!("uri:{uri}"),
+            CertificateName::SubjectCn(cn) => format!("cn:{cn}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Authority {
+    id: String,
+    pem: String,
+    subject: Vec<u8>,
+    key_id: Option<Vec<u8>>,
+}
+
+/// The loaded registry.
+#[derive(Debug)]
+pub struct Registry {
+    authorities: Vec<Authority>,
+    systems: HashMap<(String, CertificateName), Arc<AgencySystem>>,
+}
+
+/// The verified caller of an RPC: an agency system, as resolved from its client certificate.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub system: Arc<AgencySystem>,
+    /// SHA-256 of the client certificate's DER, lower-case hex.
+    pub certificate_sha256: String,
+    /// The certificate name that matched, e.g. `uri:urn:safegate:system:police-iom`.
+    pub certificate_identity: String,
+    /// Registry id of the authority that issued the certificate.
+    pub authority: String,
+}
+
+impl Registry {
+    /// Loads a registry file. Relative authority certificate paths resolve against
+    /// `certificate_dir` when given (the PKI directory), otherwise against the registry
+    /// file's own directory.
+    pub fn load(path: &Path, certificate_dir: Option<&Path>) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: RegistryFile = toml::from_str(&text).map_err(|e| RegistryError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let base = certificate_dir
+            .map(Path::to_owned)
+            .or_else(|| path.parent().map(Path::to_owned))
+            .unwrap_or_default();
+        let entry_error = |entry: String, message: String| RegistryError::Entry {
+            path: path.to_owned(),
+            entry,
+            message,
+        };
+
+        let mut authorities: Vec<Authority> = Vec::new();
+        for entry in file.authorities {
+            let label = format!("authority `{}`", entry.id);
+            if authorities.iter().any(|a| a.id == entry.id) {
+                return Err(entry_error(label, "id is used twice".into()));
+            }
+            let cert_path = base.join(&entry.certificate);
+            let pem = std::fs::read_to_string(&cert_path).map_err(|e| {
+                entry_error(
+                    label.clone(),
+                    format!("certificate {}: {e}", cert_path.display()),
+                )
+            })?;
+            let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
+                entry_error(
+                    label.clone(),
+                    format!("certificate {}: {e}", cert_path.display()),
+                )
+            })?;
+            let (subject, key_id) = authority_names(&der).map_err(|m| entry_error(label, m))?;
+            authorities.push(Authority {
+                id: entry.id,
+                pem,
+                subject,
+                key_id,
+            });
+        }
+        if authorities.is_empty() {
+            return Err(RegistryError::Syntax {
+                path: path.to_owned(),
+                message: "no [[authority]] entries: no client could ever be verified".into(),
+            });
+        }
+
+        let mut systems = HashMap::new();
+        let mut ids = Vec::new();
+        for entry in file.systems {
+            let label = format!("system `{}`", entry.id);
+            if entry.id.trim().is_empty() || ids.contains(&entry.id) {
+                return Err(entry_error(label, "id must be non-empty and unique".into()));
+            }
+            let agency = Agency::parse(&entry.agency).ok_or_else(|| {
+                entry_error(
+                    label.clone(),
+                    format!(
+                        "agency `{}` is not one of: {}",
+                        entry.agency,
+                        Agency::expected()
+                    ),
+                )
+            })?;
+            let mut roles = Vec::new();
+            for word in &entry.roles {
+                let role = Role::parse(word).ok_or_else(|| {
+                    entry_error(
+                        label.clone(),
+                        format!("role `{word}` is not one of: {}", Role::expected()),
+                    )
+                })?;
+                if !agency.permits_role(role) {
+                    return Err(entry_error(
+                        label.clone(),
+                        format!("agency `{agency}` may not assert role `{role}`"),
+                    ));
+                }
+                roles.push(role);
+            }
+            if roles.is_empty() {
+                return Err(entry_error(
+                    label,
+                    "roles must list at least one role".into(),
+                ));
+            }
+            if !authorities.iter().any(|a| a.id == entry.authority) {
+                return Err(entry_error(
+                    label,
+                    format!("authority `{}` is not declared", entry.authority),
+                ));
+            }
+            let name = match (entry.san_uri, entry.subject_cn) {
+                (Some(uri), None) => CertificateName::SanUri(uri),
+                (None, Some(cn)) => CertificateName::SubjectCn(cn),
+                _ => {
+                    return Err(entry_error(
+                        label,
+                        "set exactly one of `san_uri` or `subject_cn`".into(),
+                    ));
+                }
+            };
+            let key = (entry.authority, name);
+            if systems.contains_key(&key) {
+                return Err(entry_error(
+                    label,
+                    "another system already has this authority and certificate name".into(),
+                ));
+            }
+            ids.push(entry.id.clone());
+            systems.insert(
+                key,
+                Arc::new(AgencySystem {
+                    id: entry.id,
+                    name: entry.name,
+                    agency,
+                    roles,
+                }),
+            );
+        }
+        Ok(Registry {
+            authorities,
+            systems,
+        })
+    }
+
+    /// The authorities' certificates, concatenated as PEM: the TLS layer's client trust roots.
+    pub fn client_ca_pem(&self) -> String {
+        self.authorities
+            .iter()
+            .map(|a| a.pem.trim_end())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Number of registered systems.
+    pub fn len(&self) -> usize {
+        self.systems.len()
+    }
+
+    /// Whether no system is registered.
+    pub fn is_empty(&self) -> bool {
+        self.systems.is_empty()
+    }
+
+    /// Resolves a verified client certificate chain (end-entity first) to the registered
+    /// system it identifies; UNAUTHENTICATED when it identifies none.
+    pub fn identify(&self, chain: &[CertificateDer<'_>]) -> Result<Caller, Error> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::Unauthenticated("no client certificate was presented".into()))?;
+        let fingerprint = hex::encode(Sha256::digest(leaf.as_ref()));
+        let (_, cert) = X509Certificate::from_der(leaf.as_ref()).map_err(|_| {
+            Error::Unauthenticated(format!(
+                "client certificate sha256:{fingerprint} could not be parsed"
+            ))
+        })?;
+        let issuer_key_id = cert
+            .extensions()
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            });
+        let names = certificate_names(&cert);
+        for authority in &self.authorities {
+            let same_issuer = authority.subject == cert.issuer().as_raw()
+                && match (&authority.key_id, &issuer_key_id) {
+                    (Some(ours), Some(theirs)) => ours == theirs,
+                    _ => true,
+                };
+            if !same_issuer {
+                continue;
+            }
+            for name in &names {
+                if let Some(system) = self.systems.get(&(authority.id.clone(), name.clone())) {
+                    return Ok(Caller {
+                        system: Arc::clone(system),
+                        certificate_sha256: fingerprint,
+                        certificate_identity: name.describe(),
+                        authority: authority.id.clone(),
+                    });
+                }
+            }
+        }
+        Err(Error::Unauthenticated(format!(
+            "client certificate sha256:{fingerprint} is not registered to any agency system"
+        )))
+    }
+}
+
+/// The subject (raw DER) and subject key identifier of an authority's certificate.
+fn authority_names(der: &CertificateDer<'_>) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+    let (_, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|e| format!("certificate cannot be parsed: {e}"))?;
+    if !cert.is_ca() {
+        return Err("certificate is not a CA certificate".into());
+    }
+    let key_id = cert
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        });
+    Ok((cert.subject().as_raw().to_vec(), key_id))
+}
+
+/// The names a certificate could be registered under: its SAN URIs, then its subject CNs.
+fn certificate_names(cert: &X509Certificate<'_>) -> Vec<CertificateName> {
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for general_name in &san.value.general_names {
+            if let GeneralName::URI(uri) = general_name {
+                names.push(CertificateName::SanUri((*uri).to_owned()));
+            }
+        }
+    }
+    for cn in cert.subject().iter_common_name() {
+        if let Ok(cn) = cn.as_str() {
+            names.push(CertificateName::SubjectCn(cn.to_owned()));
+        }
+    }
+    names
+}

@@ -1,0 +1,167 @@
+//! Builds the gateway from settings and runs it until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::caller_layer::CallerLayer;
+use crate::api::identity::IdentityApi;
+use crate::api::proto::{self, identity_service_server::IdentityServiceServer};
+use crate::config::Settings;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// The gRPC services whose health follows the database.
+const SERVICES: &[&str] = &["safegate.v1.IdentityService"];
+
+/// A gateway bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: ServerTlsConfig,
+    registry: Arc<Registry>,
+    store: Store,
+    settings: Settings,
+}
+
+impl Application {
+    /// Loads the registry and certificates, connects to and migrates the database, and
+    /// binds the listen address. Each failure names the setting at fault.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let registry = Registry::load(&settings.registry, Some(&settings.pki_dir))
+            .context("loading the agency registry (`registry`)")?;
+        let cert = std::fs::read(&settings.tls_cert)
+            .with_context(|| format!("reading `tls_cert` {}", settings.tls_cert.display()))?;
+        let key = std::fs::read(&settings.tls_key)
+            .with_context(|| format!("reading `tls_key` {}", settings.tls_key.display()))?;
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(cert, key))
+            .client_ca_root(Certificate::from_pem(registry.client_ca_pem()));
+        let store = Store::connect(&settings.database_url, settings.database_max_connections)
+            .await
+            .context("opening the database (`database_url`)")?;
+        store.migrate().await.context("migrating the database")?;
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
+        let local_addr = listener.local_addr()?;
+        tracing::info!(
+            %local_addr,
+            backend = ?store.backend(),
+            systems = registry.len(),
+            "gateway ready"
+        );
+        Ok(Application {
+            listener,
+            local_addr,
+            tls,
+            registry: Arc::new(registry),
+            store,
+            settings,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The database the gateway uses.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting calls and lets in-flight
+    /// calls finish for up to `shutdown_grace_secs`.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let watcher = tokio::spawn(watch_database(
+            self.store.clone(),
+            reporter,
+            self.settings.health_interval,
+        ));
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight calls");
+            let _ = stop_tx.send(true);
+        };
+        let server = Server::builder()
+            .tls_config(self.tls)
+            .context("configuring TLS")?
+            .layer(CallerLayer::new(Arc::clone(&self.registry)))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(IdentityServiceServer::new(IdentityApi))
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal);
+
+        let grace = self.settings.shutdown_grace;
+        let mut stopping = stop_rx;
+        let deadline = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            served = server => served.context("serving gRPC"),
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "drain grace expired; closing remaining calls");
+                Ok(())
+            }
+        };
+        watcher.abort();
+        self.store.close().await;
+        tracing::info!("gateway stopped");
+        result
+    }
+}
+
+/// Keeps the health service in step with the database: NOT_SERVING while it cannot be
+/// reached, SERVING once it can. Logs each transition once.
+async fn watch_database(store: Store, reporter: HealthReporter, interval: Duration) {
+    let mut last: Option<ServingStatus> = None;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let status = match store.probe().await {
+            Ok(()) => ServingStatus::Serving,
+            Err(error) => {
+                if last != Some(ServingStatus::NotServing) {
+                    tracing::error!(%error, "database unavailable: reporting NOT_SERVING");
+                }
+                ServingStatus::NotServing
+            }
+        };
+        if last == Some(ServingStatus::NotServing) && status == ServingStatus::Serving {
+            tracing::info!("database reachable again: reporting SERVING");
+        }
+        if last != Some(status) {
+            reporter.set_service_status("", status).await;
+            for service in SERVICES {
+                reporter.set_service_status(*service, status).await;
+            }
+            last = Some(status);
+        }
+    }
+}

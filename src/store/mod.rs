@@ -1,0 +1,193 @@
+//! The only place with SQL. One code path over SQLite (the embedded default) and
+//! PostgreSQL (production), through sqlx's `Any` driver; each backend has its own
+//! migrations because their DDL differs.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+use crate::error::Error;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database sits underneath.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Why the store could not be opened or migrated. Messages never include the URL,
+/// which may carry a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL is not valid: {0}")]
+    Url(String),
+    #[error("cannot create the SQLite directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the {backend:?} database: {source}")]
+    Connect {
+        backend: Backend,
+        source: sqlx::Error,
+    },
+    #[error("migrating the {backend:?} database failed: {source}")]
+    Migrate {
+        backend: Backend,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// A pool of connections to the gateway's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// The SQLite database file, watched by the readiness probe.
+    sqlite_file: Option<PathBuf>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite:` or `postgres://`), creating a SQLite file and its
+    /// directory when missing.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, sqlite_file) = if url.starts_with("sqlite:") {
+            let file = sqlite_path(url);
+            if let Some(dir) = file.as_ref().and_then(|f| f.parent())
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+            (Backend::Sqlite, file)
+        } else {
+            (Backend::Postgres, None)
+        };
+        let options =
+            AnyConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during a write; the busy timeout makes
+                        // writers queue instead of failing with SQLITE_BUSY.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect { backend, source })?;
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_file,
+        })
+    }
+
+    /// Applies the backend's migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: self.backend,
+                source,
+            })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database can serve requests: reachable, migrated, and (for SQLite)
+    /// still the file at its configured path rather than an unlinked one.
+    pub async fn probe(&self) -> Result<(), Error> {
+        if let Some(file) = &self.sqlite_file
+            && !file.exists()
+        {
+            return Err(Error::Unavailable(
+                "the SQLite database file is missing".into(),
+            ));
+        }
+        let query =
+            sqlx::query_scalar::<_, String>("SELECT value FROM gateway_meta WHERE key = 'schema'");
+        match tokio::time::timeout(Duration::from_secs(3), query.fetch_one(&self.pool)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(database_error(e)),
+            Err(_) => Err(Error::Unavailable(
+                "the database did not answer in time".into(),
+            )),
+        }
+    }
+
+    /// Closes every connection; later calls fail as UNAVAILABLE.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Maps a database failure to the domain: connection trouble is UNAVAILABLE (retryable),
+/// anything else is internal.
+pub fn database_error(error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => Error::Unavailable("the database is unavailable".into()),
+        other => Error::internal(other),
+    }
+}
+
+/// The file a `sqlite:` URL names, if it names one (not `:memory:`).
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || path.starts_with("file:") {
+        None
+    } else {
+        Some(PathBuf::from(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_sqlite_file_in_a_url() {
+        assert_eq!(
+            sqlite_path("sqlite://data/safegate.db?mode=rwc"),
+            Some(PathBuf::from("data/safegate.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///abs/sg.db"),
+            Some(PathBuf::from("/abs/sg.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://localhost/sg"), None);
+    }
+}
