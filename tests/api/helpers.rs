@@ -1,0 +1,317 @@
+//! Spawns gateways for tests, each on its own port, PKI and fresh database.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use safegate::api::proto::{
+    PractitionerContext, Role, WhoAmIRequest, WhoAmIResponse,
+    identity_service_client::IdentityServiceClient,
+};
+use safegate::config::Layers;
+use safegate::pki::{CertificateAuthority, DEMO_SYSTEMS, IssuedCertificate, Validity};
+use safegate::startup::Application;
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+static INIT: Once = Once::new();
+
+fn init_process() {
+    INIT.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,safegate=debug")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("safegate-{label}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// A dev PKI on disk whose CA stays in memory, so tests can issue odd certificates.
+pub struct TestPki {
+    pub dir: PathBuf,
+    pub ca: CertificateAuthority,
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        let dir = temp_dir("pki");
+        let ca = CertificateAuthority::generate("safegate test CA").expect("CA");
+        std::fs::write(dir.join("ca.pem"), ca.certificate_pem()).expect("write CA");
+        ca.issue_server(&["localhost", "127.0.0.1"])
+            .expect("server cert")
+            .write(&dir, "server")
+            .expect("write server cert");
+        for system in DEMO_SYSTEMS {
+            ca.issue_client(system, Validity::days(30))
+                .expect("client cert")
+                .write(&dir, system)
+                .expect("write client cert");
+        }
+        TestPki { dir, ca }
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.ca.certificate_pem()
+    }
+
+    /// The certificate and key `pki` wrote for a demo system.
+    pub fn client(&self, system: &str) -> IssuedCertificate {
+        let read = |ext: &str| {
+            std::fs::read_to_string(self.dir.join(format!("{system}.{ext}"))).expect("read cert")
+        };
+        IssuedCertificate {
+            certificate_pem: read("pem"),
+            key_pem: read("key"),
+        }
+    }
+}
+
+/// The database a test gateway uses: a SQLite file, or a fresh PostgreSQL database
+/// when `SAFEGATE_TEST_DATABASE_URL` points at a server.
+pub enum TestDatabase {
+    Sqlite { file: PathBuf },
+    Postgres { server: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn create(dir: &Path) -> Self {
+        match std::env::var("SAFEGATE_TEST_DATABASE_URL") {
+            Ok(server) if server.starts_with("postgres") => {
+                let name = format!("safegate_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&server)
+                    .await
+                    .expect("connect to SAFEGATE_TEST_DATABASE_URL");
+                admin
+                    .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+                    .await
+                    .expect("create test database");
+                TestDatabase::Postgres { server, name }
+            }
+            _ => TestDatabase::Sqlite {
+                file: dir.join("safegate.db"),
+            },
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDatabase::Sqlite { file } => format!("sqlite://{}?mode=rwc", file.display()),
+            TestDatabase::Postgres { server, name } => {
+                let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+                format!("{base}/{name}")
+            }
+        }
+    }
+
+    /// Takes the database away from under the gateway.
+    pub async fn make_gone(&self) {
+        match self {
+            TestDatabase::Sqlite { file } => {
+                std::fs::remove_file(file).expect("remove SQLite file");
+            }
+            TestDatabase::Postgres { server, name } => {
+                let mut admin = PgConnection::connect(server).await.expect("connect");
+                admin
+                    .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
+                    .await
+                    .expect("drop test database");
+            }
+        }
+    }
+}
+
+/// A gateway running in-process on 127.0.0.1:0.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub pki: TestPki,
+    pub database: TestDatabase,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts a gateway with the demo registry, a fresh PKI and a fresh database, with the
+/// health probe every 100 ms.
+pub async fn spawn_gateway() -> TestGateway {
+    init_process();
+    let pki = TestPki::new();
+    let data_dir = temp_dir("data");
+    let database = TestDatabase::create(&data_dir).await;
+    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/registry.toml");
+    let settings = Layers::defaults()
+        .flag("listen_addr", Some("127.0.0.1:0".into()))
+        .flag("data_dir", Some(data_dir.display().to_string()))
+        .flag("database_url", Some(database.url()))
+        .flag("registry", Some(registry.into()))
+        .flag("pki_dir", Some(pki.dir.display().to_string()))
+        .flag("health_interval_ms", Some("100".into()))
+        .flag("shutdown_grace_secs", Some("5".into()))
+        .resolve()
+        .expect("test settings resolve");
+    let app = Application::build(settings).await.expect("gateway builds");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestGateway {
+        addr,
+        pki,
+        database,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestGateway {
+    /// A channel presenting the given client certificate (or none).
+    pub async fn channel_as(
+        &self,
+        client: Option<&IssuedCertificate>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(self.pki.ca_pem()))
+            .domain_name("localhost");
+        if let Some(client) = client {
+            tls = tls.identity(Identity::from_pem(&client.certificate_pem, &client.key_pem));
+        }
+        Channel::from_shared(format!("https://{}", self.addr))
+            .expect("endpoint")
+            .tls_config(tls)?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await
+    }
+
+    /// A channel authenticated as one of the demo systems.
+    pub async fn channel(&self, system: &str) -> Channel {
+        self.channel_as(Some(&self.pki.client(system)))
+            .await
+            .expect("connect with a registered certificate")
+    }
+
+    /// WhoAmI as `system`, optionally asserting a practitioner role.
+    pub async fn who_am_i(
+        &self,
+        system: &str,
+        context: Option<PractitionerContext>,
+    ) -> Result<WhoAmIResponse, tonic::Status> {
+        let mut client = IdentityServiceClient::new(self.channel(system).await);
+        client
+            .who_am_i(WhoAmIRequest { context })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Stops the gateway and waits for it to drain.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.handle.take() {
+            Some(handle) => handle.await.expect("gateway task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A practitioner context with the given role.
+pub fn context(practitioner_id: &str, role: Role) -> PractitionerContext {
+    PractitionerContext {
+        practitioner_id: practitioner_id.into(),
+        role: role.into(),
+        ..Default::default()
+    }
+}
+
+/// Performs a raw TLS handshake as a client (optionally with a certificate) and reports
+/// how the server ended it: `Ok` if the connection stayed open, or the TLS error.
+pub async fn tls_handshake(
+    addr: SocketAddr,
+    ca_pem: String,
+    client: Option<IssuedCertificate>,
+) -> Result<(), rustls::Error> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem"))
+            .expect("add root");
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let mut config = match client {
+            Some(client) => builder
+                .with_client_auth_cert(
+                    vec![
+                        CertificateDer::from_pem_slice(client.certificate_pem.as_bytes())
+                            .expect("client pem"),
+                    ],
+                    PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).expect("key pem"),
+                )
+                .expect("client auth"),
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let name = ServerName::try_from("localhost").expect("server name");
+        let mut connection =
+            rustls::ClientConnection::new(Arc::new(config), name).expect("client connection");
+        let mut socket = std::net::TcpStream::connect(addr).expect("tcp connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut stream = rustls::Stream::new(&mut connection, &mut socket);
+        let outcome = stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .and_then(|()| stream.read(&mut [0u8; 64]).map(|_| ()));
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(error) => match error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+            {
+                Some(tls_error) => Err(tls_error.clone()),
+                None => Err(rustls::Error::General(format!("io: {error}"))),
+            },
+        }
+    })
+    .await
+    .expect("handshake task")
+}
+
+/// Polls `check` until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
