@@ -44,7 +44,7 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
     /// A fault of ours; the caller sees only a reference id.
-    #[error("internal error: {0}")]
+    #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 

@@ -171,9 +171,9 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 pub enum PkiError {
     #[error("{0} already holds a PKI (ca.pem exists); pass --force to replace it")]
     Exists(PathBuf),
-    #[error("generating certificates: {0}")]
+    #[error("generating certificates")]
     Generate(#[from] rcgen::Error),
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -21,7 +21,7 @@ use crate::error::Error;
 /// What is wrong with a registry file; each message names the entry and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot read agency registry {path}: {source}")]
+    #[error("cannot read agency registry {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

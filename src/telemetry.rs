@@ -2,6 +2,7 @@
 //! OTLP when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
 use std::fmt::Debug;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -57,8 +58,11 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<TelemetryGuard> {
     let otel_layer = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("safegate")));
+    // Colour only for a person at a terminal; files and collectors get plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let fmt_layer = match format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

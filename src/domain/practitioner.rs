@@ -8,6 +8,9 @@ use crate::error::{Error, FieldViolation};
 const PRACTITIONER_ID_MAX: usize = 128;
 /// Longest justification accepted, in characters.
 const JUSTIFICATION_MAX: usize = 4000;
+/// Break-glass needs a written reason an IG officer can review: at least a short
+/// sentence, not a placeholder such as "urgent".
+const BREAK_GLASS_MIN_WORDS: usize = 4;
 
 /// An agency system as the agency registry describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +82,16 @@ impl AgencySystem {
         let Some(role) = requested.role.filter(|_| violations.is_empty()) else {
             return Err(Error::InvalidArgument(violations));
         };
+        if requested.break_glass && justification.split_whitespace().count() < BREAK_GLASS_MIN_WORDS
+        {
+            return Err(Error::PermissionDenied {
+                rule: "break_glass.justification_required",
+                reason: format!(
+                    "break-glass access needs a written justification of at least \
+                     {BREAK_GLASS_MIN_WORDS} words for the IG review"
+                ),
+            });
+        }
         if !self.roles.contains(&role) {
             return Err(Error::PermissionDenied {
                 rule: "registry.role_not_assertable",
@@ -147,6 +160,26 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn break_glass_needs_a_written_justification() {
+        let mut requested = context(Some(Role::SchoolDsl));
+        requested.break_glass = true;
+        requested.justification = "urgent".into();
+        let Err(Error::PermissionDenied { rule, .. }) = nursery().practitioner(requested.clone())
+        else {
+            panic!("expected a refusal");
+        };
+        assert_eq!(rule, "break_glass.justification_required");
+
+        requested.justification = "Child disclosed injury at nursery this morning".into();
+        let practitioner = nursery().practitioner(requested).expect("accepted");
+        assert!(practitioner.break_glass);
+        assert_eq!(
+            practitioner.justification.as_deref(),
+            Some("Child disclosed injury at nursery this morning")
+        );
     }
 
     #[test]

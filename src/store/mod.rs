@@ -28,17 +28,17 @@ pub enum Backend {
 pub enum StoreError {
     #[error("database URL is not valid: {0}")]
     Url(String),
-    #[error("cannot create the SQLite directory {path}: {source}")]
+    #[error("cannot create the SQLite directory {path}")]
     Directory {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot connect to the {backend:?} database: {source}")]
+    #[error("cannot connect to the {backend:?} database")]
     Connect {
         backend: Backend,
         source: sqlx::Error,
     },
-    #[error("migrating the {backend:?} database failed: {source}")]
+    #[error("migrating the {backend:?} database failed")]
     Migrate {
         backend: Backend,
         source: sqlx::migrate::MigrateError,
