@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/safegate/v1/common.proto",
     "proto/safegate/v1/identity.proto",
+    "proto/safegate/v1/records.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

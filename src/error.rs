@@ -40,6 +40,13 @@ pub enum Error {
     /// A rule forbids the request; `rule` names it so the refusal can be explained.
     #[error("refused by rule `{rule}`: {reason}")]
     PermissionDenied { rule: &'static str, reason: String },
+    /// The request is well formed but conflicts with what is stored (e.g. an identifier
+    /// that belongs to another person); `rule` names the conflict.
+    #[error("refused by rule `{rule}`: {reason}")]
+    FailedPrecondition { rule: &'static str, reason: String },
+    /// Something the request names does not exist (or is not visible to the caller).
+    #[error("{field}: {reason}")]
+    NotFound { field: String, reason: String },
     /// A dependency (the database) cannot be reached; the caller may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -89,6 +96,16 @@ impl From<Error> for Status {
                 );
                 Status::with_error_details(Code::PermissionDenied, message, details)
             }
+            Error::FailedPrecondition { rule, reason } => {
+                let message = format!("refused by rule `{rule}`: {reason}");
+                let details = ErrorDetails::with_error_info(
+                    rule,
+                    "safegate",
+                    std::collections::HashMap::new(),
+                );
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            Error::NotFound { field, reason } => Status::not_found(format!("{field}: {reason}")),
             Error::Unavailable(reason) => Status::unavailable(reason),
             Error::Internal(source) => {
                 // Logged here, once, where it is handled; the caller gets only the reference.

@@ -14,13 +14,18 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::caller_layer::CallerLayer;
 use crate::api::identity::IdentityApi;
-use crate::api::proto::{self, identity_service_server::IdentityServiceServer};
+use crate::api::proto::{
+    self, identity_service_server::IdentityServiceServer,
+    records_service_server::RecordsServiceServer,
+};
+use crate::api::records::RecordsApi;
 use crate::config::Settings;
+use crate::domain::records::Records;
 use crate::registry::Registry;
 use crate::store::Store;
 
 /// The gRPC services whose health follows the database.
-const SERVICES: &[&str] = &["safegate.v1.IdentityService"];
+const SERVICES: &[&str] = &["safegate.v1.IdentityService", "safegate.v1.RecordsService"];
 
 /// A gateway bound to its port, ready to serve.
 pub struct Application {
@@ -114,6 +119,9 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(IdentityServiceServer::new(IdentityApi))
+            .add_service(RecordsServiceServer::new(RecordsApi::new(Records::new(
+                self.store.clone(),
+            ))))
             .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal);
 
         let grace = self.settings.shutdown_grace;

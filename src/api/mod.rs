@@ -4,7 +4,9 @@
 
 pub mod caller_layer;
 mod convert;
+mod convert_records;
 pub mod identity;
+pub mod records;
 
 /// Code generated from `proto/safegate/v1`.
 pub mod proto {
@@ -16,6 +18,7 @@ pub mod proto {
         tonic::include_file_descriptor_set!("safegate_descriptor");
 }
 
+use crate::domain::{Practitioner, RequestedContext};
 use crate::error::Error;
 use crate::registry::Caller;
 
@@ -26,4 +29,22 @@ pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Error> {
         .get::<Caller>()
         .cloned()
         .ok_or_else(|| Error::internal("caller identity missing from request extensions"))
+}
+
+/// The request's practitioner context, required and checked against the caller's system.
+pub(crate) fn practitioner(
+    caller: &Caller,
+    context: Option<proto::PractitionerContext>,
+) -> Result<Practitioner, Error> {
+    let context = context.ok_or_else(|| {
+        Error::invalid(
+            "context",
+            "must be set: every call names the practitioner, role and purpose",
+        )
+    })?;
+    let practitioner = caller
+        .system
+        .practitioner(RequestedContext::try_from(context)?)?;
+    tracing::Span::current().record("safegate.role", practitioner.role.as_str());
+    Ok(practitioner)
 }

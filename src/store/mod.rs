@@ -12,6 +12,9 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::Error;
 
+mod records;
+pub use records::PathedChange;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -315,3 +315,51 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The role each demo system's practitioners act in, and a practitioner id for them.
+pub fn acting(system: &str) -> PractitionerContext {
+    let (id, role) = match system {
+        "police-iom" => ("IOM-0001", Role::IomOfficer),
+        "probation" => ("OM-0001", Role::OffenderManager),
+        "health-visiting" => ("HV-0001", Role::HealthVisitor),
+        "gp-practice" => ("GP-0001", Role::Gp),
+        "childrens-services" => ("SW-0001", Role::SocialWorker),
+        "nursery" => ("DSL-0001", Role::SchoolDsl),
+        "ig-office" => ("IG-0001", Role::IgOfficer),
+        other => panic!("no demo system {other}"),
+    };
+    context(id, role)
+}
+
+impl TestGateway {
+    /// A records client authenticated as one of the demo systems.
+    pub async fn records(
+        &self,
+        system: &str,
+    ) -> safegate::api::proto::records_service_client::RecordsServiceClient<Channel> {
+        safegate::api::proto::records_service_client::RecordsServiceClient::new(
+            self.channel(system).await,
+        )
+    }
+
+    /// A direct connection to the gateway's database, for checking what was stored.
+    pub async fn database_pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.database.url())
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Rows in a table of the gateway's database.
+    pub async fn count(&self, table: &str) -> i64 {
+        let pool = self.database_pool().await;
+        let count = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .expect("count rows");
+        pool.close().await;
+        count
+    }
+}

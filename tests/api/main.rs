@@ -7,5 +7,6 @@ mod helpers;
 mod configuration;
 mod health;
 mod identity;
+mod records;
 mod reflection;
 mod transport;

@@ -1,0 +1,129 @@
+//! Publishing, updating and ending facts: checks that need no database, then one atomic
+//! store call.
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::Agency;
+use crate::domain::records::Day;
+use crate::domain::records::{
+    Actor, Category, Change, FactHistory, PersonRef, Receipt, SafeguardingStatus, status,
+};
+use crate::error::{Error, FieldViolation};
+use crate::store::{PathedChange, Store};
+
+/// The most facts one batch may carry.
+pub const BATCH_MAX: usize = 10_000;
+/// Longest client request id accepted.
+const CLIENT_REQUEST_ID_MAX: usize = 128;
+
+/// The agency-records service.
+#[derive(Debug, Clone)]
+pub struct Records {
+    store: Store,
+}
+
+impl Records {
+    pub fn new(store: Store) -> Self {
+        Records { store }
+    }
+
+    /// Applies the changes of one request atomically. Every fact is validated first, and
+    /// every violation reported at once; nothing of a bad request is stored.
+    pub async fn apply(
+        &self,
+        actor: &Actor,
+        client_request_id: &str,
+        changes: Vec<PathedChange>,
+    ) -> Result<Vec<Receipt>, Error> {
+        let today = Day::today();
+        let mut violations = Vec::new();
+        let id = client_request_id.trim();
+        if id.is_empty()
+            || id.chars().count() > CLIENT_REQUEST_ID_MAX
+            || id.chars().any(char::is_control)
+        {
+            violations.push(FieldViolation::new(
+                "client_request_id",
+                format!(
+                    "must be 1-{CLIENT_REQUEST_ID_MAX} printable characters, unique per request"
+                ),
+            ));
+        }
+        if changes.is_empty() || changes.len() > BATCH_MAX {
+            violations.push(FieldViolation::new(
+                "facts",
+                format!("must hold 1 to {BATCH_MAX} facts"),
+            ));
+        }
+        for (path, change) in &changes {
+            match change {
+                Change::Publish(fact) => {
+                    actor.check_may_publish(fact.category())?;
+                    violations.extend(fact.validate(path, today));
+                }
+                Change::Update { fact, .. } => violations.extend(fact.validate(path, today)),
+                Change::End { day, .. } => {
+                    if *day > today {
+                        violations
+                            .push(FieldViolation::new("end_date", "must not be in the future"));
+                    }
+                }
+            }
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument(violations));
+        }
+        let digest = request_digest(&changes)?;
+        self.store.apply_changes(actor, id, &digest, &changes).await
+    }
+
+    /// Every version of a fact, for the agency that owns it.
+    pub async fn history(&self, actor: &Actor, record_id: &str) -> Result<FactHistory, Error> {
+        let history = self
+            .store
+            .fact_history(record_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                field: "record_id".into(),
+                reason: "no record has this id".into(),
+            })?;
+        actor.check_owns(history.owner)?;
+        Ok(history)
+    }
+
+    /// A child's derived status, for Children's Services, who own legal-status facts. Other
+    /// agencies see it through the policy-checked query.
+    pub async fn safeguarding_status(
+        &self,
+        actor: &Actor,
+        child: &PersonRef,
+    ) -> Result<SafeguardingStatus, Error> {
+        if !Category::LegalStatus.may_be_published_by(actor.agency) {
+            return Err(Error::PermissionDenied {
+                rule: "records.status_for_owner",
+                reason: format!(
+                    "the derived status is read here by `{}` only; other agencies see it through \
+                     a policy-checked query",
+                    Agency::ChildrensServices
+                ),
+            });
+        }
+        let person_id = self
+            .store
+            .find_person(child)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                field: "child".into(),
+                reason: format!("no {child} is known"),
+            })?;
+        let versions = self.store.legal_statuses(&person_id).await?;
+        Ok(status::derive(&person_id, &versions, Day::today()))
+    }
+}
+
+/// A digest of what the request asks for, so a reused client request id with other
+/// content is caught.
+fn request_digest(changes: &[PathedChange]) -> Result<String, Error> {
+    let canonical = serde_json::to_vec(changes).map_err(Error::internal)?;
+    Ok(hex::encode(Sha256::digest(canonical)))
+}

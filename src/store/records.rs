@@ -1,0 +1,757 @@
+//! SQL for persons and facts. Every change runs in one transaction together with its
+//! idempotency key and change-trail rows, so a request is stored whole or not at all.
+
+use sqlx::{AnyConnection, Row};
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::Agency;
+use crate::domain::records::facts::PersonDetails;
+use crate::domain::records::{
+    Actor, Category, Change, ChangeKind, Day, EndReason, Fact, FactHistory, FactVersion,
+    LegalStatus, LegalStatusType, LegalStatusVersion, Part, PersonRef, Receipt,
+};
+use crate::error::Error;
+use crate::store::{Backend, Store, database_error};
+
+/// One change and the path of its fact in the request (`fact`, `facts[3]`), for messages.
+pub type PathedChange = (String, Change);
+
+/// Attempts made when a concurrent request claimed the same identifier or request id first.
+const ATTEMPTS: usize = 3;
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A failed step: a domain refusal, or a database error that may be worth retrying.
+enum Failure {
+    Domain(Error),
+    Database(sqlx::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Domain(error)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(error: sqlx::Error) -> Self {
+        Failure::Database(error)
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
+    serde_json::from_str(json).map_err(Error::internal)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(Error::internal)
+}
+
+impl Store {
+    /// Applies `changes` atomically for `actor`. A repeat of `client_request_id` with the
+    /// same `request_sha256` returns the first receipts; with a different one it is refused.
+    pub async fn apply_changes(
+        &self,
+        actor: &Actor,
+        client_request_id: &str,
+        request_sha256: &str,
+        changes: &[PathedChange],
+    ) -> Result<Vec<Receipt>, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .try_apply(actor, client_request_id, request_sha256, changes)
+                .await
+            {
+                Ok(receipts) => return Ok(receipts),
+                Err(Failure::Domain(error)) => return Err(error),
+                Err(Failure::Database(error))
+                    if is_unique_violation(&error) && attempt < ATTEMPTS =>
+                {
+                    tracing::debug!("concurrent publish claimed a key first; retrying");
+                }
+                Err(Failure::Database(error)) => return Err(database_error(error)),
+            }
+        }
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            // Take the write lock up front so two writers queue instead of deadlocking.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    async fn try_apply(
+        &self,
+        actor: &Actor,
+        client_request_id: &str,
+        request_sha256: &str,
+        changes: &[PathedChange],
+    ) -> Result<Vec<Receipt>, Failure> {
+        let mut tx = self.begin_write().await?;
+        let earlier = sqlx::query(
+            "SELECT request_sha256, response FROM client_request \
+             WHERE system_id = $1 AND client_request_id = $2",
+        )
+        .bind(&actor.system_id)
+        .bind(client_request_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = earlier {
+            let sha: String = row.try_get(0)?;
+            if sha != request_sha256 {
+                return Err(Error::FailedPrecondition {
+                    rule: "records.client_request_id_reused",
+                    reason: "this client_request_id was already used by this system for a \
+                             different request; use a new id for a new request"
+                        .into(),
+                }
+                .into());
+            }
+            let response: String = row.try_get(1)?;
+            return Ok(decode(&response)?);
+        }
+
+        let at = now();
+        let mut receipts = Vec::with_capacity(changes.len());
+        for (path, change) in changes {
+            let receipt = match change {
+                Change::Publish(fact) => {
+                    publish(&mut tx, actor, path, fact.clone(), &at, client_request_id).await?
+                }
+                Change::Update { record_id, fact } => {
+                    update(
+                        &mut tx,
+                        actor,
+                        path,
+                        record_id,
+                        fact.clone(),
+                        &at,
+                        client_request_id,
+                    )
+                    .await?
+                }
+                Change::End {
+                    record_id,
+                    day,
+                    reason,
+                } => {
+                    end(
+                        &mut tx,
+                        actor,
+                        record_id,
+                        *day,
+                        *reason,
+                        &at,
+                        client_request_id,
+                    )
+                    .await?
+                }
+            };
+            receipts.push(receipt);
+        }
+        sqlx::query(
+            "INSERT INTO client_request \
+             (system_id, client_request_id, request_sha256, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&actor.system_id)
+        .bind(client_request_id)
+        .bind(request_sha256)
+        .bind(encode(&receipts)?)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(receipts)
+    }
+
+    /// Every version of a record, oldest first, with its owner.
+    pub async fn fact_history(&self, record_id: &str) -> Result<Option<FactHistory>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
+        let Some(head) = load_head(&mut conn, record_id)
+            .await
+            .map_err(database_error)?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT version, change_kind, payload, valid_from, recorded_by_system, \
+             recorded_by_practitioner, end_reason, end_date \
+             FROM record_version WHERE record_id = $1 ORDER BY version",
+        )
+        .bind(record_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(database_error)?;
+        let mut versions: Vec<FactVersion> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let change: String = row.try_get(1).map_err(database_error)?;
+            let payload: String = row.try_get(2).map_err(database_error)?;
+            let end_reason: Option<String> = row.try_get(6).map_err(database_error)?;
+            let end_date: Option<String> = row.try_get(7).map_err(database_error)?;
+            let valid_from: String = row.try_get(3).map_err(database_error)?;
+            if let Some(previous) = versions.last_mut() {
+                previous.valid_to = Some(valid_from.clone());
+            }
+            versions.push(FactVersion {
+                version: row.try_get(0).map_err(database_error)?,
+                change: ChangeKind::parse(&change)
+                    .ok_or_else(|| Error::internal(format!("unknown change kind {change}")))?,
+                valid_from,
+                valid_to: None,
+                recorded_by_system: row.try_get(4).map_err(database_error)?,
+                recorded_by_practitioner: row.try_get(5).map_err(database_error)?,
+                fact: decode(&payload)?,
+                end_reason: end_reason.as_deref().and_then(EndReason::parse),
+                end_date: end_date.as_deref().and_then(Day::parse),
+            });
+        }
+        Ok(Some(FactHistory {
+            record_id: record_id.to_owned(),
+            owner: head.owner,
+            versions,
+        }))
+    }
+
+    /// Resolves a person reference without creating anything.
+    pub async fn find_person(&self, person: &PersonRef) -> Result<Option<String>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
+        lookup_person(&mut conn, person)
+            .await
+            .map_err(database_error)
+    }
+
+    /// The latest version of each legal-status fact naming `person_id` as the child.
+    pub async fn legal_statuses(&self, person_id: &str) -> Result<Vec<LegalStatusVersion>, Error> {
+        let rows = sqlx::query(
+            "SELECT r.record_id, v.payload, v.end_reason, r.ended \
+             FROM record r \
+             JOIN record_version v ON v.record_id = r.record_id AND v.version = r.current_version \
+             JOIN record_person p ON p.record_id = r.record_id AND p.version = r.current_version \
+             WHERE p.person_id = $1 AND p.part = $2 AND r.category = $3 \
+             ORDER BY r.created_at, r.record_id",
+        )
+        .bind(person_id)
+        .bind(Part::Child.as_str())
+        .bind(Category::LegalStatus.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in rows {
+            let payload: String = row.try_get(1).map_err(database_error)?;
+            let Fact::LegalStatus(status) = decode::<Fact>(&payload)? else {
+                return Err(Error::internal(
+                    "legal_status record holds another category",
+                ));
+            };
+            let end_reason: Option<String> = row.try_get(2).map_err(database_error)?;
+            let ended: i64 = row.try_get(3).map_err(database_error)?;
+            versions.push(LegalStatusVersion {
+                record_id: row.try_get(0).map_err(database_error)?,
+                status,
+                ended: (ended != 0).then(|| {
+                    end_reason
+                        .as_deref()
+                        .and_then(EndReason::parse)
+                        .unwrap_or(EndReason::Closed)
+                }),
+            });
+        }
+        Ok(versions)
+    }
+}
+
+/// What the record table says about a fact.
+struct Head {
+    category: Category,
+    owner: Agency,
+    current_version: i64,
+    ended: bool,
+}
+
+async fn load_head(conn: &mut AnyConnection, record_id: &str) -> Result<Option<Head>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT category, owner_agency, current_version, ended FROM record WHERE record_id = $1",
+    )
+    .bind(record_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let category: String = row.try_get(0)?;
+    let owner: String = row.try_get(1)?;
+    let corrupt = |what: &str| sqlx::Error::Decode(format!("unknown {what} in record").into());
+    Ok(Some(Head {
+        category: Category::parse(&category).ok_or_else(|| corrupt("category"))?,
+        owner: Agency::parse(&owner).ok_or_else(|| corrupt("agency"))?,
+        current_version: row.try_get(2)?,
+        ended: row.try_get::<i64, _>(3)? != 0,
+    }))
+}
+
+async fn current_payload(
+    conn: &mut AnyConnection,
+    record_id: &str,
+    version: i64,
+) -> Result<Fact, Failure> {
+    let payload: String = sqlx::query_scalar(
+        "SELECT payload FROM record_version WHERE record_id = $1 AND version = $2",
+    )
+    .bind(record_id)
+    .bind(version)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(decode(&payload)?)
+}
+
+async fn lookup_person(
+    conn: &mut AnyConnection,
+    person: &PersonRef,
+) -> Result<Option<String>, sqlx::Error> {
+    match person {
+        PersonRef::PersonId(id) => {
+            sqlx::query_scalar("SELECT person_id FROM person WHERE person_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+        }
+        PersonRef::Identifier(identifier) => {
+            sqlx::query_scalar("SELECT person_id FROM person_identifier WHERE identifier_key = $1")
+                .bind(identifier.key())
+                .fetch_optional(&mut *conn)
+                .await
+        }
+    }
+}
+
+/// Resolves every person reference of a fact to a person id, in place.
+async fn resolve_refs(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    path: &str,
+    fact: &mut Fact,
+    at: &str,
+) -> Result<Vec<String>, Failure> {
+    if let Fact::Person(details) = fact {
+        let person_id = resolve_person_details(conn, actor, path, details, at).await?;
+        details.person = Some(PersonRef::PersonId(person_id.clone()));
+        return Ok(vec![person_id]);
+    }
+    let category = fact.category();
+    let mut ids = Vec::new();
+    for (part, person) in fact.person_refs_mut() {
+        let Some(id) = lookup_person(conn, person).await? else {
+            return Err(Error::NotFound {
+                field: format!("{path}.{category}.{part}"),
+                reason: format!("no {person} is known; publish their person details first"),
+            }
+            .into());
+        };
+        *person = PersonRef::PersonId(id.clone());
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Finds the one person the identifiers belong to, or creates them; attaches any new
+/// identifiers. Identifiers of two different persons are never merged.
+async fn resolve_person_details(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    path: &str,
+    details: &PersonDetails,
+    at: &str,
+) -> Result<String, Failure> {
+    let mut known: Vec<(usize, String)> = Vec::new();
+    for (i, identifier) in details.identifiers.iter().enumerate() {
+        if let Some(id) = lookup_person(conn, &PersonRef::Identifier(identifier.clone())).await? {
+            known.push((i, id));
+        }
+    }
+    if let Some((first, first_id)) = known.first()
+        && let Some((clash, _)) = known.iter().find(|(_, id)| id != first_id)
+    {
+        return Err(Error::FailedPrecondition {
+            rule: "records.identifier_clash",
+            reason: format!(
+                "{path}.person.identifiers[{clash}] ({}) already belongs to a different person \
+                 than {path}.person.identifiers[{first}] ({}); persons are never merged silently",
+                details.identifiers[*clash].scheme_name(),
+                details.identifiers[*first].scheme_name(),
+            ),
+        }
+        .into());
+    }
+    let person_id = match known.first() {
+        Some((_, id)) => id.clone(),
+        None => {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO person (person_id, created_at, created_by_system) VALUES ($1, $2, $3)",
+            )
+            .bind(&id)
+            .bind(at)
+            .bind(&actor.system_id)
+            .execute(&mut *conn)
+            .await?;
+            id
+        }
+    };
+    for (i, identifier) in details.identifiers.iter().enumerate() {
+        if known.iter().any(|(k, _)| *k == i) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO person_identifier \
+             (identifier_key, scheme, person_id, added_by_system, added_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(identifier.key())
+        .bind(identifier.scheme_name())
+        .bind(&person_id)
+        .bind(&actor.system_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(person_id)
+}
+
+/// Rules that need other stored facts: links join two different persons; a breach names
+/// a court order; a care order replaces a current CP plan of the same child.
+async fn check_references(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    path: &str,
+    fact: &Fact,
+    at: &str,
+    client_request_id: &str,
+) -> Result<(), Failure> {
+    match fact {
+        Fact::Link(link) if link.from == link.to => Err(Error::invalid(
+            format!("{path}.link.to"),
+            "must be a different person from link.from",
+        )
+        .into()),
+        Fact::PoliceEvent(event) => {
+            if let Some(order_id) = &event.court_order_record_id {
+                let head = load_head(conn, order_id).await?;
+                if head.is_none_or(|h| h.category != Category::CourtOrder) {
+                    return Err(Error::NotFound {
+                        field: format!("{path}.police_event.court_order_record_id"),
+                        reason: "no court order has this record id".into(),
+                    }
+                    .into());
+                }
+            }
+            Ok(())
+        }
+        Fact::LegalStatus(status) => match &status.replaces_record_id {
+            Some(plan_id) => {
+                replace_cp_plan(conn, actor, path, status, plan_id, at, client_request_id).await
+            }
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+async fn replace_cp_plan(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    path: &str,
+    order: &LegalStatus,
+    plan_id: &str,
+    at: &str,
+    client_request_id: &str,
+) -> Result<(), Failure> {
+    let field = format!("{path}.legal_status.replaces_record_id");
+    let not_a_plan = || Error::FailedPrecondition {
+        rule: "records.replaces_current_cp_plan",
+        reason: format!("{field} must name a current child protection plan of the same child"),
+    };
+    let Some(head) = load_head(conn, plan_id).await? else {
+        return Err(Error::NotFound {
+            field,
+            reason: "no record has this id".into(),
+        }
+        .into());
+    };
+    if head.category != Category::LegalStatus || head.ended {
+        return Err(not_a_plan().into());
+    }
+    actor.check_owns(head.owner)?;
+    let Fact::LegalStatus(plan) = current_payload(conn, plan_id, head.current_version).await?
+    else {
+        return Err(not_a_plan().into());
+    };
+    if plan.status_type != LegalStatusType::ChildProtectionPlan || plan.child != order.child {
+        return Err(not_a_plan().into());
+    }
+    end(
+        conn,
+        actor,
+        plan_id,
+        order.start,
+        EndReason::ReplacedByCareOrder,
+        at,
+        client_request_id,
+    )
+    .await
+    .map(|_| ())
+}
+
+struct NewVersion<'a> {
+    record_id: &'a str,
+    version: i64,
+    change: ChangeKind,
+    fact: &'a Fact,
+    end: Option<(Day, EndReason)>,
+    changed_fields: String,
+}
+
+async fn insert_version(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    new: NewVersion<'_>,
+    at: &str,
+    client_request_id: &str,
+) -> Result<(), Failure> {
+    sqlx::query(
+        "INSERT INTO record_version (record_id, version, change_kind, payload, valid_from, \
+         recorded_by_system, recorded_by_practitioner, end_reason, end_date) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new.record_id)
+    .bind(new.version)
+    .bind(new.change.as_str())
+    .bind(encode(new.fact)?)
+    .bind(at)
+    .bind(&actor.system_id)
+    .bind(&actor.practitioner_id)
+    .bind(new.end.map(|(_, reason)| reason.as_str()))
+    .bind(new.end.map(|(day, _)| day.to_string()))
+    .execute(&mut *conn)
+    .await?;
+    let mut fact = new.fact.clone();
+    for (part, person) in fact.person_refs_mut() {
+        let Some(person_id) = person.person_id() else {
+            return Err(Error::internal("storing a fact with an unresolved person").into());
+        };
+        // A person may play the same part twice in one fact (listed twice as protected).
+        sqlx::query(
+            "INSERT INTO record_person (record_id, version, person_id, part) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(new.record_id)
+        .bind(new.version)
+        .bind(person_id)
+        .bind(part.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO change_trail (recorded_at, system_id, agency, practitioner_id, role, \
+         change_kind, record_id, version, category, client_request_id, changed_fields) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(at)
+    .bind(&actor.system_id)
+    .bind(actor.agency.as_str())
+    .bind(&actor.practitioner_id)
+    .bind(actor.role.as_str())
+    .bind(new.change.as_str())
+    .bind(new.record_id)
+    .bind(new.version)
+    .bind(new.fact.category().as_str())
+    .bind(client_request_id)
+    .bind(new.changed_fields)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn publish(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    path: &str,
+    mut fact: Fact,
+    at: &str,
+    client_request_id: &str,
+) -> Result<Receipt, Failure> {
+    let person_ids = resolve_refs(conn, actor, path, &mut fact, at).await?;
+    check_references(conn, actor, path, &fact, at, client_request_id).await?;
+    let record_id = new_id();
+    sqlx::query(
+        "INSERT INTO record (record_id, category, owner_agency, owner_system, current_version, \
+         ended, created_at) VALUES ($1, $2, $3, $4, 1, 0, $5)",
+    )
+    .bind(&record_id)
+    .bind(fact.category().as_str())
+    .bind(actor.agency.as_str())
+    .bind(&actor.system_id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    let new = NewVersion {
+        record_id: &record_id,
+        version: 1,
+        change: ChangeKind::Published,
+        fact: &fact,
+        end: None,
+        changed_fields: "*".into(),
+    };
+    insert_version(conn, actor, new, at, client_request_id).await?;
+    Ok(Receipt {
+        record_id,
+        version: 1,
+        person_ids,
+    })
+}
+
+/// Loads a record the actor's agency owns and may still change.
+async fn changeable_head(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    record_id: &str,
+) -> Result<Head, Failure> {
+    let Some(head) = load_head(conn, record_id).await? else {
+        return Err(Error::NotFound {
+            field: "record_id".into(),
+            reason: "no record has this id".into(),
+        }
+        .into());
+    };
+    actor.check_owns(head.owner)?;
+    if head.ended {
+        return Err(Error::FailedPrecondition {
+            rule: "records.ended_is_final",
+            reason: "the record has ended; publish a new fact instead".into(),
+        }
+        .into());
+    }
+    Ok(head)
+}
+
+async fn update(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    path: &str,
+    record_id: &str,
+    mut fact: Fact,
+    at: &str,
+    client_request_id: &str,
+) -> Result<Receipt, Failure> {
+    let head = changeable_head(conn, actor, record_id).await?;
+    if head.category != fact.category() {
+        return Err(Error::invalid(
+            format!("{path}.{}", fact.category()),
+            format!(
+                "the record is a `{}` fact; an update keeps its category",
+                head.category
+            ),
+        )
+        .into());
+    }
+    let person_ids = resolve_refs(conn, actor, path, &mut fact, at).await?;
+    check_references(conn, actor, path, &fact, at, client_request_id).await?;
+    let previous = current_payload(conn, record_id, head.current_version).await?;
+    let version = head.current_version + 1;
+    let new = NewVersion {
+        record_id,
+        version,
+        change: ChangeKind::Updated,
+        fact: &fact,
+        end: None,
+        changed_fields: changed_fields(&previous, &fact)?,
+    };
+    insert_version(conn, actor, new, at, client_request_id).await?;
+    set_head(conn, record_id, version, false).await?;
+    Ok(Receipt {
+        record_id: record_id.to_owned(),
+        version,
+        person_ids,
+    })
+}
+
+async fn end(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    record_id: &str,
+    day: Day,
+    reason: EndReason,
+    at: &str,
+    client_request_id: &str,
+) -> Result<Receipt, Failure> {
+    let head = changeable_head(conn, actor, record_id).await?;
+    let mut fact = current_payload(conn, record_id, head.current_version).await?;
+    fact.end(day, reason);
+    let version = head.current_version + 1;
+    let new = NewVersion {
+        record_id,
+        version,
+        change: ChangeKind::Ended,
+        fact: &fact,
+        end: Some((day, reason)),
+        changed_fields: "end_date,end_reason".into(),
+    };
+    insert_version(conn, actor, new, at, client_request_id).await?;
+    set_head(conn, record_id, version, true).await?;
+    let person_ids = fact
+        .person_refs_mut()
+        .into_iter()
+        .filter_map(|(_, p)| p.person_id().map(str::to_owned))
+        .collect();
+    Ok(Receipt {
+        record_id: record_id.to_owned(),
+        version,
+        person_ids,
+    })
+}
+
+async fn set_head(
+    conn: &mut AnyConnection,
+    record_id: &str,
+    version: i64,
+    ended: bool,
+) -> Result<(), Failure> {
+    sqlx::query("UPDATE record SET current_version = $1, ended = $2 WHERE record_id = $3")
+        .bind(version)
+        .bind(i64::from(ended))
+        .bind(record_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The top-level fields whose values differ between two versions, comma-separated.
+fn changed_fields(previous: &Fact, next: &Fact) -> Result<String, Error> {
+    let before = serde_json::to_value(previous).map_err(Error::internal)?;
+    let after = serde_json::to_value(next).map_err(Error::internal)?;
+    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
+        return Ok("*".into());
+    };
+    let mut fields: Vec<&str> = after
+        .iter()
+        .filter(|(key, value)| before.get(*key) != Some(*value))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    fields.sort_unstable();
+    Ok(fields.join(","))
+}
