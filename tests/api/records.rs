@@ -290,7 +290,7 @@ async fn the_same_identifier_always_resolves_to_the_same_person_and_clashes_are_
         person(vec![nhs("999 000 0018")], "Amy"),
     )
     .await;
-    assert_eq!(again.person_ids, [child.clone()]);
+    assert_eq!(again.person_ids, [child.as_str()]);
 
     let status = try_publish(
         &gateway,
@@ -518,7 +518,7 @@ async fn a_care_order_at_home_replacing_a_cp_plan_carries_the_risk_over() {
         after.carried_over_risk().collect::<Vec<_>>(),
         [CpCategory::Neglect]
     );
-    assert_eq!(after.current_record_ids, [order.record_id.clone()]);
+    assert_eq!(after.current_record_ids, [order.record_id.as_str()]);
     assert!(
         after
             .summary
