@@ -135,10 +135,9 @@ pub fn run(cli: Cli) -> ExitCode {
         let _telemetry = telemetry::init(settings.log_format, &settings.log_filter)?;
         if migrate_only {
             migrate(&settings).await
+        } else if demo_mode {
+            demo::run(settings, shutdown_signal()).await
         } else {
-            if demo_mode {
-                demo::prepare(&settings)?;
-            }
             serve(settings).await
         }
     }))

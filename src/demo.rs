@@ -1,13 +1,50 @@
 //! `safegate demo`: everything a newcomer needs to see the gateway answer, on the
 //! embedded SQLite default with the development PKI.
 
+use std::future::Future;
+
 use anyhow::Context;
 
 use crate::config::Settings;
-use crate::pki;
+use crate::startup::Application;
+use crate::{case, pki};
 
-/// Makes the dev PKI if absent and prints how to call the gateway.
-pub fn prepare(settings: &Settings) -> anyhow::Result<()> {
+/// Runs the demo: dev PKI if absent, the gateway on SQLite in the data dir, the synthetic
+/// case loaded through the public API, then serves until `shutdown`.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    prepare(&settings)?;
+    let pki_dir = settings.pki_dir.clone();
+    let app = Application::build(settings.clone()).await?;
+    let addr = app.local_addr();
+    let server = tokio::spawn(app.run_until_stopped(shutdown));
+    let loaded = case::load(addr, &pki_dir)
+        .await
+        .context("loading the demo case through the API")?;
+    println!("{}", describe_case(&loaded));
+    println!("{}", instructions(&settings));
+    server.await.context("gateway task")?
+}
+
+fn describe_case(loaded: &case::LoadedCase) -> String {
+    let total: usize = loaded.published_by.iter().map(|(_, n)| n).sum();
+    let by_system = loaded
+        .published_by
+        .iter()
+        .map(|(system, n)| format!("{system} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "Loaded the synthetic case of DOMAIN.md through the API: {total} facts ({by_system}).\n\
+         Amy Carter's status as Children's Services record it:\n  {}",
+        loaded.amy_status.summary
+    )
+}
+
+/// Makes the dev PKI if absent.
+fn prepare(settings: &Settings) -> anyhow::Result<()> {
     if !settings.registry.exists() {
         anyhow::bail!(
             "the agency registry {} is missing: run the demo from the repository root, or set `registry`",
@@ -20,7 +57,6 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<()> {
             .with_context(|| format!("creating the dev PKI in {}", pki_dir.display()))?;
         println!("created a development PKI in {}", pki_dir.display());
     }
-    println!("{}", instructions(settings));
     Ok(())
 }
 

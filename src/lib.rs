@@ -4,6 +4,7 @@
 //! certificate into an agency system identity; the domain decides what may be shared.
 
 pub mod api;
+pub mod case;
 pub mod cli;
 pub mod config;
 mod demo;

@@ -13,7 +13,7 @@ use sqlx::{AnyPool, Executor};
 use crate::error::Error;
 
 mod records;
-pub use records::PathedChange;
+pub use records::{FactAbout, PathedChange};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -755,3 +755,57 @@ fn changed_fields(previous: &Fact, next: &Fact) -> Result<String, Error> {
     fields.sort_unstable();
     Ok(fields.join(","))
 }
+
+/// A current fact naming a person, with the parts that person plays in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactAbout {
+    pub record_id: String,
+    pub version: i64,
+    pub owner: Agency,
+    pub owner_system: String,
+    pub parts: Vec<Part>,
+    pub fact: Fact,
+}
+
+impl Store {
+    /// Every current (not ended) fact that names `person_id` in any part, oldest first:
+    /// a link is found from either side.
+    pub async fn current_facts_naming(&self, person_id: &str) -> Result<Vec<FactAbout>, Error> {
+        let rows = sqlx::query(
+            "SELECT r.record_id, r.current_version, r.owner_agency, r.owner_system, p.part, \
+             v.payload \
+             FROM record_person p \
+             JOIN record r ON r.record_id = p.record_id AND r.current_version = p.version \
+             JOIN record_version v ON v.record_id = r.record_id AND v.version = r.current_version \
+             WHERE p.person_id = $1 AND r.ended = 0 \
+             ORDER BY r.created_at, r.record_id, p.part",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        let mut facts: Vec<FactAbout> = Vec::new();
+        for row in rows {
+            let record_id: String = row.try_get(0).map_err(database_error)?;
+            let part: String = row.try_get(4).map_err(database_error)?;
+            let part = Part::parse(&part)
+                .ok_or_else(|| Error::internal(format!("unknown part {part}")))?;
+            if let Some(last) = facts.last_mut().filter(|f| f.record_id == record_id) {
+                last.parts.push(part);
+                continue;
+            }
+            let owner: String = row.try_get(2).map_err(database_error)?;
+            let payload: String = row.try_get(5).map_err(database_error)?;
+            facts.push(FactAbout {
+                record_id,
+                version: row.try_get(1).map_err(database_error)?,
+                owner: Agency::parse(&owner)
+                    .ok_or_else(|| Error::internal(format!("unknown agency {owner}")))?,
+                owner_system: row.try_get(3).map_err(database_error)?,
+                parts: vec![part],
+                fact: decode(&payload)?,
+            });
+        }
+        Ok(facts)
+    }
+}

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod case;
 mod configuration;
 mod health;
 mod identity;
