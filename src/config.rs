@@ -19,6 +19,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("pki_dir", None),
     ("tls_cert", None),
     ("tls_key", None),
+    ("checkpoint_key", None),
     ("log_format", Some("pretty")),
     ("log_filter", Some("info")),
     ("health_interval_ms", Some("2000")),
@@ -75,6 +76,8 @@ pub struct Settings {
     pub pki_dir: PathBuf,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// Ed25519 PKCS#8 PEM key that signs disclosure-log checkpoints.
+    pub checkpoint_key: PathBuf,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub health_interval: Duration,
@@ -190,6 +193,9 @@ impl Layers {
         let tls_key = self
             .optional("tls_key", non_empty_path)?
             .unwrap_or_else(|| pki_dir.join("server.key"));
+        let checkpoint_key = self
+            .optional("checkpoint_key", non_empty_path)?
+            .unwrap_or_else(|| pki_dir.join("checkpoint.key"));
         let log_format = self.parse("log_format", |v| match v {
             "pretty" => Ok(LogFormat::Pretty),
             "json" => Ok(LogFormat::Json),
@@ -215,6 +221,7 @@ impl Layers {
             pki_dir,
             tls_cert,
             tls_key,
+            checkpoint_key,
             log_format,
             log_filter,
             health_interval,

@@ -69,6 +69,31 @@ impl Error {
         Error::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// Whether this is a refusal of the caller's request (logged to the disclosure log),
+    /// rather than a fault of the gateway or its database.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::InvalidArgument(_)
+            | Error::Unauthenticated(_)
+            | Error::PermissionDenied { .. }
+            | Error::FailedPrecondition { .. }
+            | Error::NotFound { .. } => true,
+            Error::Unavailable(_) | Error::Internal(_) => false,
+        }
+    }
+
+    /// The rule id a refusal names, or a fixed id for its kind.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "request.invalid_argument",
+            Error::Unauthenticated(_) => "registry.unregistered_certificate",
+            Error::PermissionDenied { rule, .. } | Error::FailedPrecondition { rule, .. } => rule,
+            Error::NotFound { .. } => "request.not_found",
+            Error::Unavailable(_) => "gateway.unavailable",
+            Error::Internal(_) => "gateway.internal",
+        }
+    }
+
     /// Wraps an unexpected fault.
     pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Internal(source.into())

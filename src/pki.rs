@@ -173,6 +173,8 @@ pub enum PkiError {
     Exists(PathBuf),
     #[error("generating certificates")]
     Generate(#[from] rcgen::Error),
+    #[error("generating the checkpoint signing key")]
+    Key(#[from] crate::domain::ledger::checkpoint::KeyError),
     #[error("writing {path}")]
     Write {
         path: PathBuf,
@@ -180,9 +182,10 @@ pub enum PkiError {
     },
 }
 
-/// Writes a dev PKI into `dir`: `ca.pem`, `ca.key`, `server.pem`, `server.key` and
-/// `<system-id>.pem` / `<system-id>.key` for each system. Refuses to replace an existing
-/// PKI unless `force`.
+/// Writes a dev PKI into `dir`: `ca.pem`, `ca.key`, `server.pem`, `server.key`,
+/// `<system-id>.pem` / `<system-id>.key` for each system, and the disclosure log's
+/// checkpoint signing key `checkpoint.key` with its public key `checkpoint.pub`. Refuses
+/// to replace an existing PKI unless `force`.
 pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, PkiError> {
     if dir.join("ca.pem").exists() && !force {
         return Err(PkiError::Exists(dir.to_owned()));
@@ -200,6 +203,11 @@ pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, P
         .write(dir, "server")
         .map_err(write_error)?;
     written.extend([dir.join("server.pem"), dir.join("server.key")]);
+    write_checkpoint_key(dir).map_err(|e| match e {
+        PkiError::Write { source, .. } => write_error(source),
+        other => other,
+    })?;
+    written.extend([dir.join("checkpoint.key"), dir.join("checkpoint.pub")]);
     for system in systems {
         ca.issue_client(system, Validity::days(365))?
             .write(dir, system)
@@ -210,4 +218,16 @@ pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, P
         ]);
     }
     Ok(written)
+}
+
+/// Writes a new checkpoint signing key pair: `checkpoint.key` (private, mode 0600) and
+/// `checkpoint.pub` (SPKI PEM, for offline verification).
+pub fn write_checkpoint_key(dir: &Path) -> Result<(), PkiError> {
+    let (private, public) = crate::domain::ledger::checkpoint::generate_key_pem()?;
+    let write_error = |source| PkiError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    write_private(&dir.join("checkpoint.key"), &private).map_err(write_error)?;
+    std::fs::write(dir.join("checkpoint.pub"), public).map_err(write_error)
 }

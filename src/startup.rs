@@ -12,14 +12,16 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::audit::AuditApi;
 use crate::api::caller_layer::CallerLayer;
 use crate::api::identity::IdentityApi;
 use crate::api::proto::{
-    self, identity_service_server::IdentityServiceServer,
+    self, audit_service_server::AuditServiceServer, identity_service_server::IdentityServiceServer,
     records_service_server::RecordsServiceServer,
 };
 use crate::api::records::RecordsApi;
 use crate::config::Settings;
+use crate::domain::ledger::{CheckpointSigner, Ledger};
 use crate::domain::records::Records;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -34,6 +36,7 @@ pub struct Application {
     tls: ServerTlsConfig,
     registry: Arc<Registry>,
     store: Store,
+    ledger: Ledger,
     settings: Settings,
 }
 
@@ -50,10 +53,13 @@ impl Application {
         let tls = ServerTlsConfig::new()
             .identity(Identity::from_pem(cert, key))
             .client_ca_root(Certificate::from_pem(registry.client_ca_pem()));
+        let signer = CheckpointSigner::load(&settings.checkpoint_key)
+            .context("loading the checkpoint signing key (`checkpoint_key`)")?;
         let store = Store::connect(&settings.database_url, settings.database_max_connections)
             .await
             .context("opening the database (`database_url`)")?;
         store.migrate().await.context("migrating the database")?;
+        let ledger = Ledger::start(store.clone(), signer);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
@@ -70,6 +76,7 @@ impl Application {
             tls,
             registry: Arc::new(registry),
             store,
+            ledger,
             settings,
         })
     }
@@ -77,6 +84,11 @@ impl Application {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The disclosure ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// The database the gateway uses.
@@ -114,14 +126,21 @@ impl Application {
         let server = Server::builder()
             .tls_config(self.tls)
             .context("configuring TLS")?
-            .layer(CallerLayer::new(Arc::clone(&self.registry)))
+            .layer(CallerLayer::new(
+                Arc::clone(&self.registry),
+                self.ledger.clone(),
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(IdentityServiceServer::new(IdentityApi))
-            .add_service(RecordsServiceServer::new(RecordsApi::new(Records::new(
-                self.store.clone(),
-            ))))
+            .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
+            .add_service(IdentityServiceServer::new(IdentityApi::new(
+                self.ledger.clone(),
+            )))
+            .add_service(RecordsServiceServer::new(RecordsApi::new(
+                Records::new(self.store.clone()),
+                self.ledger.clone(),
+            )))
             .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal);
 
         let grace = self.settings.shutdown_grace;

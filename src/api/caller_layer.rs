@@ -9,12 +9,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tonic::Status;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use crate::api::journal::{RequestMeta, refuse};
+use crate::domain::ledger::Ledger;
 use crate::error::Error;
 use crate::registry::Registry;
 
@@ -25,11 +26,13 @@ const PROTECTED_PACKAGE: &str = "safegate.";
 #[derive(Debug, Clone)]
 pub struct CallerLayer {
     registry: Arc<Registry>,
+    ledger: Ledger,
 }
 
 impl CallerLayer {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        CallerLayer { registry }
+    /// Refusals of unregistered certificates are written to `ledger`.
+    pub fn new(registry: Arc<Registry>, ledger: Ledger) -> Self {
+        CallerLayer { registry, ledger }
     }
 }
 
@@ -40,6 +43,7 @@ impl<S> Layer<S> for CallerLayer {
         CallerService {
             inner,
             registry: Arc::clone(&self.registry),
+            ledger: self.ledger.clone(),
         }
     }
 }
@@ -49,6 +53,7 @@ impl<S> Layer<S> for CallerLayer {
 pub struct CallerService<S> {
     inner: S,
     registry: Arc<Registry>,
+    ledger: Ledger,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for CallerService<S>
@@ -88,6 +93,10 @@ where
         );
 
         if service.starts_with(PROTECTED_PACKAGE) {
+            let meta = RequestMeta {
+                rpc: path.clone(),
+                trace_id: trace_id(&span),
+            };
             let chain = request
                 .extensions()
                 .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -103,12 +112,20 @@ where
                     span.record("safegate.system", caller.system.id.as_str());
                     span.record("safegate.agency", caller.system.agency.as_str());
                     request.extensions_mut().insert(caller);
+                    request.extensions_mut().insert(meta);
                 }
                 Err(error) => {
-                    let status = Status::from(error);
-                    span.record("rpc.grpc.status_code", status.code() as i32);
-                    span.in_scope(|| tracing::warn!(reason = status.message(), "caller refused"));
-                    return Box::pin(async move { Ok(status.into_http()) });
+                    span.in_scope(|| tracing::warn!(reason = %error, "caller refused"));
+                    let ledger = self.ledger.clone();
+                    return Box::pin(
+                        async move {
+                            let status = refuse(&ledger, None, None, Some(&meta), error).await;
+                            tracing::Span::current()
+                                .record("rpc.grpc.status_code", status.code() as i32);
+                            Ok(status.into_http())
+                        }
+                        .instrument(span),
+                    );
                 }
             }
         }
@@ -129,5 +146,19 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// The OpenTelemetry trace id of `span` when traces are exported, otherwise a new id, so
+/// a disclosure-log entry can always be matched to the gateway's logs.
+fn trace_id(span: &tracing::Span) -> String {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    let trace_id = context.span().span_context().trace_id();
+    if trace_id == opentelemetry::trace::TraceId::INVALID {
+        uuid::Uuid::new_v4().simple().to_string()
+    } else {
+        trace_id.to_string()
     }
 }

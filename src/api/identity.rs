@@ -2,15 +2,25 @@
 
 use tonic::{Request, Response, Status};
 
-use crate::api::caller;
+use crate::api::journal::answer;
 use crate::api::proto::{
     self, WhoAmIRequest, WhoAmIResponse, identity_service_server::IdentityService,
 };
 use crate::domain::RequestedContext;
+use crate::domain::ledger::Ledger;
 
 /// Answers WhoAmI from the caller identity the layer resolved.
-#[derive(Debug, Default, Clone)]
-pub struct IdentityApi;
+#[derive(Debug, Clone)]
+pub struct IdentityApi {
+    ledger: Ledger,
+}
+
+impl IdentityApi {
+    /// Refusals are written to `ledger` before they are returned.
+    pub fn new(ledger: Ledger) -> Self {
+        IdentityApi { ledger }
+    }
+}
 
 #[tonic::async_trait]
 impl IdentityService for IdentityApi {
@@ -18,31 +28,32 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
-        let caller = caller(&request)?;
-        let context = match request.into_inner().context {
-            Some(context) => {
-                let practitioner = caller
-                    .system
-                    .practitioner(RequestedContext::try_from(context)?)?;
-                tracing::Span::current().record("safegate.role", practitioner.role.as_str());
-                Some(proto::PractitionerContext::from(practitioner))
-            }
-            None => None,
-        };
-        let system = &caller.system;
-        Ok(Response::new(WhoAmIResponse {
-            system_id: system.id.clone(),
-            system_name: system.name.clone(),
-            agency: proto::Agency::from(system.agency).into(),
-            assertable_roles: system
-                .roles
-                .iter()
-                .map(|r| proto::Role::from(*r).into())
-                .collect(),
-            certificate_sha256: caller.certificate_sha256,
-            certificate_identity: caller.certificate_identity,
-            issuer_authority: caller.authority,
-            context,
-        }))
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            let context = match request.context {
+                Some(context) => {
+                    let requested = RequestedContext::try_from(context)?;
+                    let practitioner = caller.system.practitioner(requested)?;
+                    tracing::Span::current().record("safegate.role", practitioner.role.as_str());
+                    Some(proto::PractitionerContext::from(practitioner))
+                }
+                None => None,
+            };
+            let system = &caller.system;
+            Ok(WhoAmIResponse {
+                system_id: system.id.clone(),
+                system_name: system.name.clone(),
+                agency: proto::Agency::from(system.agency).into(),
+                assertable_roles: system
+                    .roles
+                    .iter()
+                    .map(|r| proto::Role::from(*r).into())
+                    .collect(),
+                certificate_sha256: caller.certificate_sha256.clone(),
+                certificate_identity: caller.certificate_identity.clone(),
+                issuer_authority: caller.authority.clone(),
+                context,
+            })
+        })
+        .await
     }
 }

@@ -2,10 +2,12 @@
 //! caller-identity layer and the service implementations. Thin by design: handlers
 //! validate, convert, call the domain and convert back.
 
+pub mod audit;
 pub mod caller_layer;
 mod convert;
 mod convert_records;
 pub mod identity;
+pub mod journal;
 pub mod records;
 
 /// Code generated from `proto/safegate/v1`.

@@ -3,13 +3,15 @@
 use tonic::{Request, Response, Status};
 
 use crate::api::convert_records::Reader;
+use crate::api::journal::answer;
+use crate::api::practitioner;
 use crate::api::proto::{
     self, EndFactRequest, EndFactResponse, GetFactHistoryRequest, GetFactHistoryResponse,
     GetSafeguardingStatusRequest, GetSafeguardingStatusResponse, PublishBatchRequest,
     PublishBatchResponse, PublishRequest, PublishResponse, UpdateFactRequest, UpdateFactResponse,
     records_service_server::RecordsService,
 };
-use crate::api::{caller, practitioner};
+use crate::domain::ledger::Ledger;
 use crate::domain::records::{Actor, Change, EndReason, Receipt, Records};
 use crate::error::Error;
 use crate::registry::Caller;
@@ -18,11 +20,13 @@ use crate::registry::Caller;
 #[derive(Debug, Clone)]
 pub struct RecordsApi {
     records: Records,
+    ledger: Ledger,
 }
 
 impl RecordsApi {
-    pub fn new(records: Records) -> Self {
-        RecordsApi { records }
+    /// Refusals are written to `ledger` before they are returned.
+    pub fn new(records: Records, ledger: Ledger) -> Self {
+        RecordsApi { records, ledger }
     }
 }
 
@@ -66,145 +70,151 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
-        let caller = caller(&request)?;
-        let request = request.into_inner();
-        let actor = actor(&caller, request.context)?;
-        let changes = changes(
-            &caller,
-            [("fact".to_owned(), request.fact)],
-            Change::Publish,
-        )?;
-        let receipts = self
-            .records
-            .apply(&actor, &request.client_request_id, changes)
-            .await?;
-        Ok(Response::new(PublishResponse {
-            receipt: first(receipts),
-        }))
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            let actor = actor(&caller, request.context)?;
+            let changes = changes(
+                &caller,
+                [("fact".to_owned(), request.fact)],
+                Change::Publish,
+            )?;
+            let receipts = self
+                .records
+                .apply(&actor, &request.client_request_id, changes)
+                .await?;
+            Ok(PublishResponse {
+                receipt: first(receipts),
+            })
+        })
+        .await
     }
 
     async fn publish_batch(
         &self,
         request: Request<PublishBatchRequest>,
     ) -> Result<Response<PublishBatchResponse>, Status> {
-        let caller = caller(&request)?;
-        let request = request.into_inner();
-        let actor = actor(&caller, request.context)?;
-        let facts = request
-            .facts
-            .into_iter()
-            .enumerate()
-            .map(|(i, fact)| (format!("facts[{i}]"), Some(fact)));
-        let changes = changes(&caller, facts, Change::Publish)?;
-        let receipts = self
-            .records
-            .apply(&actor, &request.client_request_id, changes)
-            .await?;
-        Ok(Response::new(PublishBatchResponse {
-            receipts: receipts.into_iter().map(Into::into).collect(),
-        }))
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            let actor = actor(&caller, request.context)?;
+            let facts = request
+                .facts
+                .into_iter()
+                .enumerate()
+                .map(|(i, fact)| (format!("facts[{i}]"), Some(fact)));
+            let changes = changes(&caller, facts, Change::Publish)?;
+            let receipts = self
+                .records
+                .apply(&actor, &request.client_request_id, changes)
+                .await?;
+            Ok(PublishBatchResponse {
+                receipts: receipts.into_iter().map(Into::into).collect(),
+            })
+        })
+        .await
     }
 
     async fn update_fact(
         &self,
         request: Request<UpdateFactRequest>,
     ) -> Result<Response<UpdateFactResponse>, Status> {
-        let caller = caller(&request)?;
-        let request = request.into_inner();
-        let actor = actor(&caller, request.context)?;
-        let record_id = request.record_id.trim().to_owned();
-        if record_id.is_empty() {
-            return Err(Error::invalid("record_id", "must be set").into());
-        }
-        let changes = changes(&caller, [("fact".to_owned(), request.fact)], |fact| {
-            Change::Update {
-                record_id: record_id.clone(),
-                fact,
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            let actor = actor(&caller, request.context)?;
+            let record_id = request.record_id.trim().to_owned();
+            if record_id.is_empty() {
+                return Err(Error::invalid("record_id", "must be set"));
             }
-        })?;
-        let receipts = self
-            .records
-            .apply(&actor, &request.client_request_id, changes)
-            .await?;
-        Ok(Response::new(UpdateFactResponse {
-            receipt: first(receipts),
-        }))
+            let changes = changes(&caller, [("fact".to_owned(), request.fact)], |fact| {
+                Change::Update {
+                    record_id: record_id.clone(),
+                    fact,
+                }
+            })?;
+            let receipts = self
+                .records
+                .apply(&actor, &request.client_request_id, changes)
+                .await?;
+            Ok(UpdateFactResponse {
+                receipt: first(receipts),
+            })
+        })
+        .await
     }
 
     async fn end_fact(
         &self,
         request: Request<EndFactRequest>,
     ) -> Result<Response<EndFactResponse>, Status> {
-        let caller = caller(&request)?;
-        let request = request.into_inner();
-        let actor = actor(&caller, request.context)?;
-        let mut violations = Vec::new();
-        let mut reader = Reader {
-            agency: caller.system.agency,
-            violations: &mut violations,
-        };
-        let day = reader.day("end_date".into(), &request.end_date);
-        let reason: Option<EndReason> = reader.required("reason".into(), request.reason);
-        let record_id = request.record_id.trim().to_owned();
-        if record_id.is_empty() {
-            violations.push(crate::error::FieldViolation::new(
-                "record_id",
-                "must be set",
-            ));
-        }
-        let (Some(day), Some(reason), true) = (day, reason, violations.is_empty()) else {
-            return Err(Error::InvalidArgument(violations).into());
-        };
-        let change = Change::End {
-            record_id,
-            day,
-            reason,
-        };
-        let receipts = self
-            .records
-            .apply(
-                &actor,
-                &request.client_request_id,
-                vec![("end".into(), change)],
-            )
-            .await?;
-        Ok(Response::new(EndFactResponse {
-            receipt: first(receipts),
-        }))
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            let actor = actor(&caller, request.context)?;
+            let mut violations = Vec::new();
+            let mut reader = Reader {
+                agency: caller.system.agency,
+                violations: &mut violations,
+            };
+            let day = reader.day("end_date".into(), &request.end_date);
+            let reason: Option<EndReason> = reader.required("reason".into(), request.reason);
+            let record_id = request.record_id.trim().to_owned();
+            if record_id.is_empty() {
+                violations.push(crate::error::FieldViolation::new(
+                    "record_id",
+                    "must be set",
+                ));
+            }
+            let (Some(day), Some(reason), true) = (day, reason, violations.is_empty()) else {
+                return Err(Error::InvalidArgument(violations));
+            };
+            let change = Change::End {
+                record_id,
+                day,
+                reason,
+            };
+            let receipts = self
+                .records
+                .apply(
+                    &actor,
+                    &request.client_request_id,
+                    vec![("end".into(), change)],
+                )
+                .await?;
+            Ok(EndFactResponse {
+                receipt: first(receipts),
+            })
+        })
+        .await
     }
 
     async fn get_fact_history(
         &self,
         request: Request<GetFactHistoryRequest>,
     ) -> Result<Response<GetFactHistoryResponse>, Status> {
-        let caller = caller(&request)?;
-        let request = request.into_inner();
-        let actor = actor(&caller, request.context)?;
-        let history = self
-            .records
-            .history(&actor, request.record_id.trim())
-            .await?;
-        Ok(Response::new(history.into()))
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            let actor = actor(&caller, request.context)?;
+            let history = self
+                .records
+                .history(&actor, request.record_id.trim())
+                .await?;
+            Ok(history.into())
+        })
+        .await
     }
 
     async fn get_safeguarding_status(
         &self,
         request: Request<GetSafeguardingStatusRequest>,
     ) -> Result<Response<GetSafeguardingStatusResponse>, Status> {
-        let caller = caller(&request)?;
-        let request = request.into_inner();
-        let actor = actor(&caller, request.context)?;
-        let mut violations = Vec::new();
-        let mut reader = Reader {
-            agency: caller.system.agency,
-            violations: &mut violations,
-        };
-        let Some(child) = reader.person("child".into(), request.child) else {
-            return Err(Error::InvalidArgument(violations).into());
-        };
-        let status = self.records.safeguarding_status(&actor, &child).await?;
-        Ok(Response::new(GetSafeguardingStatusResponse {
-            status: Some(status.into()),
-        }))
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            let actor = actor(&caller, request.context)?;
+            let mut violations = Vec::new();
+            let mut reader = Reader {
+                agency: caller.system.agency,
+                violations: &mut violations,
+            };
+            let Some(child) = reader.person("child".into(), request.child) else {
+                return Err(Error::InvalidArgument(violations));
+            };
+            let status = self.records.safeguarding_status(&actor, &child).await?;
+            Ok(GetSafeguardingStatusResponse {
+                status: Some(status.into()),
+            })
+        })
+        .await
     }
 }

@@ -52,6 +52,8 @@ macro_rules! vocabulary {
     };
 }
 
+pub mod ledger;
+pub mod policy;
 mod practitioner;
 pub mod records;
 mod vocabulary;

@@ -12,7 +12,9 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::Error;
 
+mod ledger;
 mod records;
+pub use ledger::{EntryFilter, RawLogRow, StoredEntry};
 pub use records::{FactAbout, PathedChange};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -118,6 +120,17 @@ impl Store {
             })
     }
 
+    /// Opens a write transaction.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            // Take the write lock up front so two writers queue instead of deadlocking.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -159,8 +172,27 @@ pub fn database_error(error: sqlx::Error) -> Error {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => Error::Unavailable("the database is unavailable".into()),
+        sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
+            Error::Unavailable("the database is unavailable".into())
+        }
         other => Error::internal(other),
     }
+}
+
+/// Database error codes that mean "the database is not there or cannot serve now"
+/// rather than "this statement is wrong": PostgreSQL SQLSTATE classes 08 (connection),
+/// 53 (resources), 57 (operator intervention, e.g. the database was dropped), 58 (system)
+/// and 3D000 (no such database); SQLite BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+fn unavailable_code(code: &str) -> bool {
+    // A SQLSTATE is always five characters; SQLite's (extended) result codes are shorter.
+    if code.len() == 5 {
+        return ["08", "53", "57", "58"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || code == "3D000";
+    }
+    code.parse::<u32>()
+        .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// The file a `sqlite:` URL names, if it names one (not `:memory:`).
@@ -179,6 +211,17 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_trouble_is_unavailable_not_internal() {
+        assert!(unavailable_code("57P01"));
+        assert!(unavailable_code("3D000"));
+        assert!(unavailable_code("08006"));
+        assert!(unavailable_code("14"));
+        assert!(unavailable_code("522")); // SQLITE_IOERR_SHORT_READ
+        assert!(!unavailable_code("23505")); // unique violation: a bug or a conflict
+        assert!(!unavailable_code("2067")); // SQLITE_CONSTRAINT_UNIQUE
+    }
 
     #[test]
     fn finds_the_sqlite_file_in_a_url() {

@@ -11,7 +11,7 @@ use crate::domain::records::{
     LegalStatus, LegalStatusType, LegalStatusVersion, Part, PersonRef, Receipt,
 };
 use crate::error::Error;
-use crate::store::{Backend, Store, database_error};
+use crate::store::{Store, database_error};
 
 /// One change and the path of its fact in the request (`fact`, `facts[3]`), for messages.
 pub type PathedChange = (String, Change);
@@ -85,14 +85,6 @@ impl Store {
                 }
                 Err(Failure::Database(error)) => return Err(database_error(error)),
             }
-        }
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.backend {
-            // Take the write lock up front so two writers queue instead of deadlocking.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
         }
     }
 

@@ -54,6 +54,7 @@ impl TestPki {
             .expect("server cert")
             .write(&dir, "server")
             .expect("write server cert");
+        safegate::pki::write_checkpoint_key(&dir).expect("checkpoint key");
         for system in DEMO_SYSTEMS {
             ca.issue_client(system, Validity::days(30))
                 .expect("client cert")
@@ -138,6 +139,7 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub pki: TestPki,
     pub database: TestDatabase,
+    store: safegate::store::Store,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -162,6 +164,7 @@ pub async fn spawn_gateway() -> TestGateway {
         .expect("test settings resolve");
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
+    let store = app.store().clone();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -170,6 +173,7 @@ pub async fn spawn_gateway() -> TestGateway {
         addr,
         pki,
         database,
+        store,
         shutdown: Some(tx),
         handle: Some(handle),
     }
@@ -361,5 +365,33 @@ impl TestGateway {
             .expect("count rows");
         pool.close().await;
         count
+    }
+}
+
+impl TestGateway {
+    /// An audit client authenticated as the IG office.
+    pub async fn audit(
+        &self,
+    ) -> safegate::api::proto::audit_service_client::AuditServiceClient<Channel> {
+        safegate::api::proto::audit_service_client::AuditServiceClient::new(
+            self.channel("ig-office").await,
+        )
+    }
+}
+
+/// The IG officer's context for reading the disclosure log.
+pub fn auditor() -> PractitionerContext {
+    PractitionerContext {
+        practitioner_id: "IG-0001".into(),
+        role: Role::IgOfficer.into(),
+        purpose: safegate::api::proto::Purpose::Audit.into(),
+        ..Default::default()
+    }
+}
+
+impl TestGateway {
+    /// Closes the gateway's database pool under it: every later query fails.
+    pub async fn close_database(&self) {
+        self.store.close().await;
     }
 }

@@ -8,6 +8,7 @@ mod case;
 mod configuration;
 mod health;
 mod identity;
+mod ledger;
 mod records;
 mod reflection;
 mod transport;

@@ -38,6 +38,7 @@ async fn reflection_lists_the_services() {
         [
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
+            "safegate.v1.AuditService",
             "safegate.v1.IdentityService",
             "safegate.v1.RecordsService",
         ]

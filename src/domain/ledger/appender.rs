@@ -1,0 +1,118 @@
+//! Group commit: concurrent appends queue to one committer task, which writes everything
+//! queued in one transaction and answers each caller only after that transaction commits.
+//! Order, the hash chain and the Merkle tree stay exact; throughput rises with load.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::ledger::{CheckpointSigner, Entry};
+use crate::error::Error;
+use crate::store::Store;
+
+/// Most entries committed in one transaction.
+const MAX_BATCH: usize = 1024;
+/// Entries that may wait for the committer before callers queue behind them.
+const QUEUE: usize = 8192;
+
+/// Where an entry landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub entry_id: String,
+}
+
+struct Pending {
+    entry: Entry,
+    reply: oneshot::Sender<Result<u64, Error>>,
+}
+
+/// The disclosure ledger's append path, shared by every handler.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    queue: mpsc::Sender<Pending>,
+    store: Store,
+    public_key: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("entry_id", &self.entry.entry_id)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Starts the committer task on the current Tokio runtime.
+    pub fn start(store: Store, signer: CheckpointSigner) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let public_key = Arc::new(signer.public_key());
+        tokio::spawn(commit_loop(receiver, store.clone(), signer));
+        Ledger {
+            queue,
+            store,
+            public_key,
+        }
+    }
+
+    /// Appends an entry and waits until it is durably committed. If it cannot be, the
+    /// caller gets UNAVAILABLE and must release nothing.
+    pub async fn append(&self, entry: Entry) -> Result<Appended, Error> {
+        let entry_id = entry.entry_id.clone();
+        let (reply, committed) = oneshot::channel();
+        self.queue
+            .send(Pending { entry, reply })
+            .await
+            .map_err(|_| unavailable())?;
+        let seq = committed.await.map_err(|_| unavailable())??;
+        Ok(Appended { seq, entry_id })
+    }
+
+    /// The store the ledger writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The raw Ed25519 public key that verifies checkpoints.
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+}
+
+fn unavailable() -> Error {
+    Error::Unavailable(
+        "the disclosure log could not be written, so nothing was released; retry later".into(),
+    )
+}
+
+async fn commit_loop(
+    mut receiver: mpsc::Receiver<Pending>,
+    store: Store,
+    signer: CheckpointSigner,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let entries: Vec<Entry> = batch.iter().map(|p| p.entry.clone()).collect();
+        match store.append_entries(&entries, &signer).await {
+            Ok(seqs) => {
+                for (pending, seq) in batch.drain(..).zip(seqs) {
+                    let _ = pending.reply.send(Ok(seq));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, entries = batch.len(), "disclosure log append failed: releasing nothing");
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(unavailable()));
+                }
+            }
+        }
+    }
+}

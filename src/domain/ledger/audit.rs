@@ -1,0 +1,228 @@
+//! The IG officer's view of the disclosure log: list, read, prove and verify. Only the
+//! `ig_officer` role with purpose `audit` may read it; it returns the log's own fields,
+//! never case data; every read is itself written to the log before it is answered.
+
+use crate::domain::ledger::merkle::Hash;
+use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
+use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
+use crate::domain::{Practitioner, Purpose, Role};
+use crate::error::Error;
+use crate::store::{EntryFilter, Store, StoredEntry};
+
+/// Rows read per page while verifying.
+const VERIFY_PAGE: u32 = 10_000;
+
+/// Refuses anyone but an IG officer acting for the purpose of audit.
+pub fn authorise(practitioner: &Practitioner) -> Result<(), Error> {
+    if practitioner.role != Role::IgOfficer {
+        return Err(Error::PermissionDenied {
+            rule: "audit.ig_officer_only",
+            reason: format!(
+                "the disclosure log is read by the ig_officer role only, not `{}`",
+                practitioner.role
+            ),
+        });
+    }
+    if practitioner.purpose != Some(Purpose::Audit) {
+        return Err(Error::PermissionDenied {
+            rule: "audit.purpose_audit",
+            reason: "reading the disclosure log needs the purpose `audit`".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A proof that an entry is in the log.
+#[derive(Debug, Clone)]
+pub struct Inclusion {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    pub path: Vec<Hash>,
+    pub root: Hash,
+}
+
+/// A proof that an earlier log is a prefix of a later one.
+#[derive(Debug, Clone)]
+pub struct Consistency {
+    pub old_size: u64,
+    pub size: u64,
+    pub old_root: Hash,
+    pub root: Hash,
+    pub proof: Vec<Hash>,
+}
+
+impl Ledger {
+    /// Writes the log-read entry (`read` describes who read and why) for `entries`.
+    async fn record_read(&self, mut read: Entry, entries: &[&StoredEntry]) -> Result<(), Error> {
+        read.kind = EntryKind::LogRead;
+        read.decision = Decision::Released;
+        read.rule_ids = vec!["audit.ig_officer_only".into()];
+        read.released = entries
+            .iter()
+            .map(|stored| Disclosed {
+                person_id: stored.entry.subject_person_id.clone(),
+                record_id: stored.entry.entry_id.clone(),
+                category: "disclosure_log".into(),
+                level: "detail".into(),
+                rule_id: "audit.ig_officer_only".into(),
+            })
+            .collect();
+        self.append(read).await.map(|_| ())
+    }
+
+    /// Entries matching `filter`; the read is logged before they are returned.
+    pub async fn list(&self, read: Entry, filter: &EntryFilter) -> Result<Vec<StoredEntry>, Error> {
+        let entries = self.store().entries(filter).await?;
+        self.record_read(read, &entries.iter().collect::<Vec<_>>())
+            .await?;
+        Ok(entries)
+    }
+
+    /// One entry; the read is logged before it is returned.
+    pub async fn get(&self, read: Entry, entry_id: &str) -> Result<StoredEntry, Error> {
+        let stored = self
+            .store()
+            .entry(entry_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                field: "entry_id".into(),
+                reason: "no disclosure-log entry has this id".into(),
+            })?;
+        self.record_read(read, &[&stored]).await?;
+        Ok(stored)
+    }
+
+    /// The latest signed checkpoint.
+    pub async fn checkpoint(&self, read: Entry) -> Result<Checkpoint, Error> {
+        let checkpoint = latest(self.store()).await?;
+        self.record_read(read, &[]).await?;
+        Ok(checkpoint)
+    }
+
+    /// The inclusion proof of an entry in the tree of `size` (0: the latest checkpoint).
+    pub async fn inclusion(
+        &self,
+        read: Entry,
+        entry_id: &str,
+        size: u64,
+    ) -> Result<Inclusion, Error> {
+        let stored = self
+            .store()
+            .entry(entry_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                field: "entry_id".into(),
+                reason: "no disclosure-log entry has this id".into(),
+            })?;
+        let latest = latest(self.store()).await?;
+        let size = if size == 0 { latest.tree_size } else { size };
+        if size < stored.seq || size > latest.tree_size {
+            return Err(Error::invalid(
+                "tree_size",
+                format!(
+                    "must be between the entry's position {} and the latest checkpoint's size {}",
+                    stored.seq, latest.tree_size
+                ),
+            ));
+        }
+        let index = stored.seq - 1;
+        let path = self.store().inclusion_proof(index, size).await?;
+        let root = self.store().tree_root(size).await?;
+        self.record_read(read, &[&stored]).await?;
+        Ok(Inclusion {
+            leaf_index: index,
+            tree_size: size,
+            leaf_hash: crate::domain::ledger::merkle::leaf_hash(stored.text.as_bytes()),
+            path,
+            root,
+        })
+    }
+
+    /// The consistency proof from `old_size` to `size` (0: the latest checkpoint).
+    pub async fn consistency(
+        &self,
+        read: Entry,
+        old_size: u64,
+        size: u64,
+    ) -> Result<Consistency, Error> {
+        let latest = latest(self.store()).await?;
+        let size = if size == 0 { latest.tree_size } else { size };
+        if old_size == 0 || old_size > size || size > latest.tree_size {
+            return Err(Error::invalid(
+                "old_tree_size",
+                format!(
+                    "must satisfy 1 <= old_tree_size <= tree_size <= {} (the latest checkpoint)",
+                    latest.tree_size
+                ),
+            ));
+        }
+        let proof = self.store().consistency_proof(old_size, size).await?;
+        let old_root = self.store().tree_root(old_size).await?;
+        let root = self.store().tree_root(size).await?;
+        self.record_read(read, &[]).await?;
+        Ok(Consistency {
+            old_size,
+            size,
+            old_root,
+            root,
+            proof,
+        })
+    }
+
+    /// Recomputes the whole log; the verification is logged after it ran (its entry is
+    /// not part of what it checked). A damaged log cannot take new entries, so everything
+    /// else fails closed; the diagnosis alone (which holds no case data) is still returned
+    /// then, because it is how IG learns which entry was tampered with.
+    pub async fn verify_logged(
+        &self,
+        read: Entry,
+    ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
+        let outcome = verify_store(self.store(), self.public_key()).await?;
+        match self.record_read(read, &[]).await {
+            Ok(()) => Ok(outcome),
+            Err(error) if outcome.0.is_err() => {
+                tracing::error!(%error, "the disclosure log is damaged and cannot record its own verification");
+                Ok(outcome)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+async fn latest(store: &Store) -> Result<Checkpoint, Error> {
+    store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| Error::FailedPrecondition {
+            rule: "audit.log_empty",
+            reason: "the disclosure log has no entries yet".into(),
+        })
+}
+
+/// Recomputes everything in the store against its latest checkpoint and `public_key`.
+pub async fn verify_store(
+    store: &Store,
+    public_key: &[u8],
+) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
+    // Read the checkpoint first: entries appended while verifying are beyond it.
+    let checkpoint = store.latest_checkpoint().await?;
+    let limit = checkpoint.as_ref().map_or(0, |c| c.tree_size);
+    let mut verifier = Verifier::new();
+    let mut after = 0;
+    'pages: loop {
+        let page = store.raw_log_page(after, VERIFY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in &page {
+            if row.seq > limit {
+                // Appended after the checkpoint was read; the next verification covers it.
+                break 'pages;
+            }
+            if let Err(mismatch) = verifier.push_row(row) {
+                return Ok((Err(mismatch), checkpoint));
+            }
+        }
+    }
+    Ok((verifier.finish(checkpoint.as_ref(), public_key), checkpoint))
+}

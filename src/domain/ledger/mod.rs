@@ -1,0 +1,151 @@
+//! The disclosure ledger: every disclosure and every refusal, written before any data
+//! leaves the gateway (fail closed), hash-chained and placed in an RFC 6962 Merkle tree
+//! whose signed checkpoints prove later that no entry was changed or removed.
+
+mod appender;
+pub mod audit;
+pub mod checkpoint;
+pub mod merkle;
+pub mod verify;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use appender::{Appended, Ledger};
+pub use checkpoint::{Checkpoint, CheckpointSigner};
+
+use crate::domain::ledger::merkle::Hash;
+
+vocabulary! {
+    /// What kind of answer or refusal an entry records.
+    EntryKind {
+        Query => "query",
+        Explain => "explain",
+        Notification => "notification",
+        Export => "export",
+        LogRead => "log_read",
+        Refusal => "refusal",
+    }
+}
+
+vocabulary! {
+    /// The outcome an entry records.
+    Decision {
+        /// Data was released (at detail or indicator level).
+        Released => "released",
+        /// The request was refused; nothing was released.
+        Refused => "refused",
+        /// A dry run: what would be released, with nothing released.
+        DryRun => "dry_run",
+    }
+}
+
+/// One fact released or withheld, and the rule that decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disclosed {
+    pub person_id: String,
+    pub record_id: String,
+    pub category: String,
+    /// `detail`, `indicator` or `nothing`.
+    pub level: String,
+    pub rule_id: String,
+}
+
+/// A disclosure-log entry. Its canonical encoding (compact JSON, fields in this order) is
+/// what is hashed; empty strings stand for "not applicable".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub entry_id: String,
+    pub recorded_at: String,
+    pub kind: EntryKind,
+    pub decision: Decision,
+    /// The RPC that produced the entry, e.g. `safegate.v1.QueryService/Query`.
+    pub rpc: String,
+    pub agency: String,
+    pub system_id: String,
+    pub certificate_sha256: String,
+    pub practitioner_id: String,
+    pub role: String,
+    pub purpose: String,
+    pub lawful_basis: String,
+    pub justification: String,
+    pub break_glass: bool,
+    pub subject_person_id: String,
+    pub linked_person_ids: Vec<String>,
+    pub released: Vec<Disclosed>,
+    pub withheld: Vec<Disclosed>,
+    pub rule_ids: Vec<String>,
+    pub policy_version: String,
+    /// For a refusal: the rule and the reason, in words; never personal data.
+    pub reason: String,
+    /// For a notification or export: the system that receives it.
+    pub recipient_system: String,
+    pub trace_id: String,
+}
+
+impl Entry {
+    /// A blank entry of `kind` and `decision`, stamped with a new id and the current time.
+    pub fn new(kind: EntryKind, decision: Decision) -> Self {
+        Entry {
+            entry_id: uuid::Uuid::new_v4().to_string(),
+            recorded_at: now(),
+            kind,
+            decision,
+            rpc: String::new(),
+            agency: String::new(),
+            system_id: String::new(),
+            certificate_sha256: String::new(),
+            practitioner_id: String::new(),
+            role: String::new(),
+            purpose: String::new(),
+            lawful_basis: String::new(),
+            justification: String::new(),
+            break_glass: false,
+            subject_person_id: String::new(),
+            linked_person_ids: Vec::new(),
+            released: Vec::new(),
+            withheld: Vec::new(),
+            rule_ids: Vec::new(),
+            policy_version: String::new(),
+            reason: String::new(),
+            recipient_system: String::new(),
+            trace_id: String::new(),
+        }
+    }
+
+    /// The bytes that are hashed.
+    pub fn canonical(&self) -> Vec<u8> {
+        // Serialising a struct of strings, bools and vectors cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Every person the entry is about: the subject and the linked persons.
+    pub fn persons(&self) -> Vec<&str> {
+        let mut persons: Vec<&str> = std::iter::once(self.subject_person_id.as_str())
+            .chain(self.linked_person_ids.iter().map(String::as_str))
+            .chain(self.released.iter().map(|d| d.person_id.as_str()))
+            .filter(|p| !p.is_empty())
+            .collect();
+        persons.sort_unstable();
+        persons.dedup();
+        persons
+    }
+}
+
+/// `SHA-256(previous chain hash || leaf hash)`: each entry's link in the hash chain.
+pub fn chain_hash(previous: &Hash, leaf: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(leaf);
+    h.finalize().into()
+}
+
+/// RFC 3339 UTC with microseconds.
+pub fn now() -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_default()
+}

@@ -1,0 +1,224 @@
+//! Recomputes the whole disclosure log: every entry's encoding, the columns filters use,
+//! leaf and chain hashes, sequence numbers, the Merkle root and the signed checkpoint.
+//! Reports the first entry that does not match.
+
+use crate::domain::ledger::merkle::{Hash, leaf_hash, node_hash};
+use crate::domain::ledger::{Checkpoint, Entry, chain_hash};
+use crate::store::RawLogRow;
+
+/// The first problem found, naming the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The position of the entry at fault (or where one is missing).
+    pub seq: u64,
+    pub entry_id: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.entry_id.is_empty() {
+            write!(f, "entry {}: {}", self.seq, self.problem)
+        } else {
+            write!(
+                f,
+                "entry {} ({}): {}",
+                self.seq, self.entry_id, self.problem
+            )
+        }
+    }
+}
+
+/// A verified log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: u64,
+    pub root: Hash,
+    pub checkpoint_size: u64,
+}
+
+/// Incremental verification over rows in `seq` order.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    size: u64,
+    previous_chain: Hash,
+    /// Roots of the perfect subtrees so far, largest first, with their levels.
+    frontier: Vec<(u32, Hash)>,
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Verifier::default()
+    }
+
+    /// Checks the next stored row.
+    pub fn push_row(&mut self, row: &RawLogRow) -> Result<(), Mismatch> {
+        let fail = |problem: String| Mismatch {
+            seq: row.seq,
+            entry_id: row.entry_id.clone(),
+            problem,
+        };
+        let entry: Entry = serde_json::from_str(&row.entry)
+            .map_err(|_| fail("the stored entry is not a valid entry encoding".into()))?;
+        let columns = [
+            ("entry_id", row.entry_id == entry.entry_id),
+            ("recorded_at", row.recorded_at == entry.recorded_at),
+            ("kind", row.kind == entry.kind.as_str()),
+            ("decision", row.decision == entry.decision.as_str()),
+            ("agency", row.agency == entry.agency),
+            ("system_id", row.system_id == entry.system_id),
+            (
+                "practitioner_id",
+                row.practitioner_id == entry.practitioner_id,
+            ),
+            ("purpose", row.purpose == entry.purpose),
+            ("break_glass", row.break_glass == entry.break_glass),
+            (
+                "subject_person_id",
+                row.subject_person_id == entry.subject_person_id,
+            ),
+        ];
+        if let Some((column, _)) = columns.iter().find(|(_, same)| !same) {
+            return Err(fail(format!(
+                "column `{column}` does not match the hashed entry: it was edited"
+            )));
+        }
+        self.push_entry(
+            row.seq,
+            &entry,
+            row.entry.as_bytes(),
+            &row.leaf_hash,
+            &row.chain_hash,
+        )
+    }
+
+    /// Checks the next entry given its canonical bytes and stored hashes (hex).
+    pub fn push_entry(
+        &mut self,
+        seq: u64,
+        entry: &Entry,
+        text: &[u8],
+        stored_leaf: &str,
+        stored_chain: &str,
+    ) -> Result<(), Mismatch> {
+        let fail = |problem: String| Mismatch {
+            seq,
+            entry_id: entry.entry_id.clone(),
+            problem,
+        };
+        let expected = self.size + 1;
+        if seq != expected {
+            return Err(Mismatch {
+                seq: expected,
+                entry_id: String::new(),
+                problem: format!(
+                    "missing: the next stored entry is {seq}, so entries were removed or reordered"
+                ),
+            });
+        }
+        if entry.canonical() != text {
+            return Err(fail(
+                "the entry's bytes are not its canonical encoding: it was edited".into(),
+            ));
+        }
+        let leaf = leaf_hash(text);
+        if hex::encode(leaf) != stored_leaf {
+            return Err(fail(
+                "the entry does not hash to its stored leaf hash: it was edited".into(),
+            ));
+        }
+        let chain = chain_hash(&self.previous_chain, &leaf);
+        if hex::encode(chain) != stored_chain {
+            return Err(fail(
+                "the hash chain breaks here: an entry before it, or this one, was changed, \
+                 removed or moved"
+                    .into(),
+            ));
+        }
+        self.previous_chain = chain;
+        self.size = seq;
+        let (mut level, mut hash) = (0u32, leaf);
+        while let Some(&(top_level, top)) = self.frontier.last() {
+            if top_level != level {
+                break;
+            }
+            self.frontier.pop();
+            hash = node_hash(&top, &hash);
+            level += 1;
+        }
+        self.frontier.push((level, hash));
+        Ok(())
+    }
+
+    /// The Merkle root of everything pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut iter = self.frontier.iter().rev();
+        let Some(&(_, mut root)) = iter.next() else {
+            return crate::domain::ledger::merkle::empty_root();
+        };
+        for (_, left) in iter {
+            root = node_hash(left, &root);
+        }
+        root
+    }
+
+    /// Compares the recomputed log with the signed checkpoint.
+    pub fn finish(
+        self,
+        checkpoint: Option<&Checkpoint>,
+        public_key: &[u8],
+    ) -> Result<Verified, Mismatch> {
+        let root = self.root();
+        let Some(checkpoint) = checkpoint else {
+            if self.size == 0 {
+                return Ok(Verified {
+                    entries: 0,
+                    root,
+                    checkpoint_size: 0,
+                });
+            }
+            return Err(Mismatch {
+                seq: self.size,
+                entry_id: String::new(),
+                problem: "the log has entries but no signed checkpoint".into(),
+            });
+        };
+        if !checkpoint.verify(public_key) {
+            return Err(Mismatch {
+                seq: checkpoint.tree_size,
+                entry_id: String::new(),
+                problem: "the checkpoint's signature does not verify with this public key".into(),
+            });
+        }
+        if checkpoint.tree_size > self.size {
+            return Err(Mismatch {
+                seq: self.size + 1,
+                entry_id: String::new(),
+                problem: format!(
+                    "missing: the signed checkpoint covers {} entries but the log ends at {}: \
+                     the tail was removed",
+                    checkpoint.tree_size, self.size
+                ),
+            });
+        }
+        if checkpoint.tree_size < self.size {
+            return Err(Mismatch {
+                seq: checkpoint.tree_size + 1,
+                entry_id: String::new(),
+                problem: "entries after the latest signed checkpoint were never signed".into(),
+            });
+        }
+        if checkpoint.root != root {
+            return Err(Mismatch {
+                seq: self.size,
+                entry_id: String::new(),
+                problem: "the Merkle root differs from the signed checkpoint's root".into(),
+            });
+        }
+        Ok(Verified {
+            entries: self.size,
+            root,
+            checkpoint_size: checkpoint.tree_size,
+        })
+    }
+}

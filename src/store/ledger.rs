@@ -1,0 +1,423 @@
+//! SQL for the disclosure log. A batch of entries is appended in one transaction that
+//! also stores the Merkle nodes it completes and a signed checkpoint, so the chain, the
+//! tree and the checkpoints always agree.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::domain::ledger::merkle::{self, Hash, NodeSource};
+use crate::domain::ledger::{Checkpoint, CheckpointSigner, Entry, chain_hash, now};
+use crate::error::Error;
+use crate::store::{Backend, Store, database_error};
+
+/// Arbitrary constant naming the PostgreSQL advisory lock that serialises appends from
+/// every gateway process sharing the database.
+const APPEND_LOCK: i64 = 0x5AFE_6A7E;
+
+/// A stored entry with its position and hashes.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub entry: Entry,
+    /// The canonical bytes as stored (what was hashed).
+    pub text: String,
+    pub leaf_hash: String,
+    pub chain_hash: String,
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub person_id: Option<String>,
+    pub agency: Option<String>,
+    pub system_id: Option<String>,
+    pub practitioner_id: Option<String>,
+    pub purpose: Option<String>,
+    pub kind: Option<String>,
+    pub decision: Option<String>,
+    pub break_glass: Option<bool>,
+    /// RFC 3339 bounds on `recorded_at`, inclusive from, exclusive to.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Only entries with `seq` greater than this (cursor paging).
+    pub after_seq: u64,
+    pub limit: u32,
+}
+
+fn hex_hash(text: &str) -> Result<Hash, Error> {
+    let bytes = hex::decode(text).map_err(Error::internal)?;
+    bytes
+        .try_into()
+        .map_err(|_| Error::internal("stored hash is not 32 bytes"))
+}
+
+/// Merkle nodes for a computation: first recording which nodes it asks for (answering
+/// with placeholders), then serving exactly those, loaded from the store.
+enum Nodes {
+    Recording(Vec<(u32, u64)>),
+    Loaded(HashMap<(u32, u64), Hash>),
+}
+
+impl NodeSource for Nodes {
+    type Error = (u32, u64);
+    fn node(&mut self, level: u32, index: u64) -> Result<Hash, (u32, u64)> {
+        match self {
+            Nodes::Recording(asked) => {
+                asked.push((level, index));
+                Ok([0; 32])
+            }
+            Nodes::Loaded(nodes) => nodes.get(&(level, index)).copied().ok_or((level, index)),
+        }
+    }
+}
+
+impl Nodes {
+    fn insert(&mut self, level: u32, index: u64, hash: Hash) {
+        if let Nodes::Loaded(nodes) = self {
+            nodes.insert((level, index), hash);
+        }
+    }
+}
+
+/// The perfect subtrees whose roots make up a tree of `size` leaves.
+fn frontier(size: u64) -> Vec<(u32, u64)> {
+    (0..64)
+        .filter(|level| size >> level & 1 == 1)
+        .map(|level| (level, (size >> level) - 1))
+        .collect()
+}
+
+impl Store {
+    /// Appends `entries` in order in one transaction and signs a checkpoint of the new
+    /// tree; returns each entry's `seq`. Nothing is visible until the commit.
+    pub async fn append_entries(
+        &self,
+        entries: &[Entry],
+        signer: &CheckpointSigner,
+    ) -> Result<Vec<u64>, Error> {
+        let mut tx = self.begin_write().await.map_err(database_error)?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        }
+        let tip =
+            sqlx::query("SELECT seq, chain_hash FROM disclosure_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        let (mut size, mut previous) = match tip {
+            Some(row) => {
+                let seq: i64 = row.try_get(0).map_err(database_error)?;
+                let chain: String = row.try_get(1).map_err(database_error)?;
+                (seq as u64, hex_hash(&chain)?)
+            }
+            None => (0, [0u8; 32]),
+        };
+        let mut nodes = Nodes::Loaded(self.load_nodes(&mut tx, &frontier(size)).await?);
+        let mut seqs = Vec::with_capacity(entries.len());
+        let mut new_nodes = Vec::new();
+        for entry in entries {
+            let text = String::from_utf8(entry.canonical()).map_err(Error::internal)?;
+            let leaf = merkle::leaf_hash(text.as_bytes());
+            let chain = chain_hash(&previous, &leaf);
+            let completed = merkle::completed_nodes(&mut nodes, size, leaf)
+                .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
+            for (level, index, hash) in completed {
+                nodes.insert(level, index, hash);
+                new_nodes.push((level, index, hash));
+            }
+            size += 1;
+            sqlx::query(
+                "INSERT INTO disclosure_log (seq, entry_id, recorded_at, kind, decision, agency, \
+                 system_id, practitioner_id, purpose, break_glass, subject_person_id, entry, \
+                 leaf_hash, chain_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(size as i64)
+            .bind(&entry.entry_id)
+            .bind(&entry.recorded_at)
+            .bind(entry.kind.as_str())
+            .bind(entry.decision.as_str())
+            .bind(&entry.agency)
+            .bind(&entry.system_id)
+            .bind(&entry.practitioner_id)
+            .bind(&entry.purpose)
+            .bind(i64::from(entry.break_glass))
+            .bind(&entry.subject_person_id)
+            .bind(&text)
+            .bind(hex::encode(leaf))
+            .bind(hex::encode(chain))
+            .execute(&mut *tx)
+            .await
+            .map_err(database_error)?;
+            for person in entry.persons() {
+                sqlx::query("INSERT INTO disclosure_person (person_id, seq) VALUES ($1, $2)")
+                    .bind(person)
+                    .bind(size as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(database_error)?;
+            }
+            previous = chain;
+            seqs.push(size);
+        }
+        for (level, index, hash) in new_nodes {
+            sqlx::query("INSERT INTO merkle_node (level, idx, hash) VALUES ($1, $2, $3)")
+                .bind(i64::from(level))
+                .bind(index as i64)
+                .bind(hex::encode(hash))
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        }
+        let root = merkle::subtree_root(&mut nodes, 0, size)
+            .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
+        let checkpoint = signer.sign(size, root, now());
+        insert_checkpoint(&mut tx, &checkpoint).await?;
+        tx.commit().await.map_err(database_error)?;
+        Ok(seqs)
+    }
+
+    async fn load_nodes(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        wanted: &[(u32, u64)],
+    ) -> Result<HashMap<(u32, u64), Hash>, Error> {
+        let mut found = HashMap::with_capacity(wanted.len());
+        for &(level, index) in wanted {
+            if found.contains_key(&(level, index)) {
+                continue;
+            }
+            let hash: Option<String> =
+                sqlx::query_scalar("SELECT hash FROM merkle_node WHERE level = $1 AND idx = $2")
+                    .bind(i64::from(level))
+                    .bind(index as i64)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(database_error)?;
+            let hash = hash.ok_or_else(|| {
+                Error::internal(format!("merkle node ({level}, {index}) is missing"))
+            })?;
+            found.insert((level, index), hex_hash(&hash)?);
+        }
+        Ok(found)
+    }
+
+    /// The root of the first `size` leaves.
+    pub async fn tree_root(&self, size: u64) -> Result<Hash, Error> {
+        self.merkle(|source| merkle::subtree_root(source, 0, size))
+            .await
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `size` leaves.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, Error> {
+        self.merkle(|source| merkle::inclusion_proof(source, index, size))
+            .await
+    }
+
+    /// The consistency proof from `old_size` to `size`.
+    pub async fn consistency_proof(&self, old_size: u64, size: u64) -> Result<Vec<Hash>, Error> {
+        self.merkle(|source| merkle::consistency_proof(source, old_size, size))
+            .await
+    }
+
+    /// Runs a Merkle computation over stored nodes: a first pass learns which nodes it
+    /// needs, then exactly those are loaded for the real pass.
+    async fn merkle<T>(
+        &self,
+        compute: impl Fn(&mut Nodes) -> Result<T, (u32, u64)>,
+    ) -> Result<T, Error> {
+        let mut recorder = Nodes::Recording(Vec::new());
+        // Placeholder hashes make this answer meaningless; only the requests matter.
+        let _ = compute(&mut recorder);
+        let Nodes::Recording(wanted) = recorder else {
+            return Err(Error::internal("recorder changed kind"));
+        };
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
+        let mut nodes = Nodes::Loaded(self.load_nodes(&mut conn, &wanted).await?);
+        compute(&mut nodes)
+            .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))
+    }
+
+    /// The newest checkpoint, if any entry has been written.
+    pub async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, Error> {
+        let row = sqlx::query(
+            "SELECT tree_size, root_hash, signed_at, signature, key_id FROM checkpoint \
+             ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(database_error)?;
+        row.map(|row| checkpoint_from_row(&row)).transpose()
+    }
+
+    /// Entries matching `filter`, oldest first, at most `filter.limit`.
+    pub async fn entries(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>, Error> {
+        let mut sql = String::from(
+            "SELECT l.seq, l.entry, l.leaf_hash, l.chain_hash FROM disclosure_log l WHERE l.seq > $1",
+        );
+        let mut binds: Vec<String> = Vec::new();
+        let mut add = |clause: &str, value: &str| {
+            binds.push(value.to_owned());
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len() + 1)));
+        };
+        if let Some(person) = &filter.person_id {
+            add(
+                " AND l.seq IN (SELECT seq FROM disclosure_person WHERE person_id = ?)",
+                person,
+            );
+        }
+        for (column, value) in [
+            ("agency", &filter.agency),
+            ("system_id", &filter.system_id),
+            ("practitioner_id", &filter.practitioner_id),
+            ("purpose", &filter.purpose),
+            ("kind", &filter.kind),
+            ("decision", &filter.decision),
+        ] {
+            if let Some(value) = value {
+                add(&format!(" AND l.{column} = ?"), value);
+            }
+        }
+        if let Some(from) = &filter.from {
+            add(" AND l.recorded_at >= ?", from);
+        }
+        if let Some(to) = &filter.to {
+            add(" AND l.recorded_at < ?", to);
+        }
+        if let Some(break_glass) = filter.break_glass {
+            sql.push_str(if break_glass {
+                " AND l.break_glass = 1"
+            } else {
+                " AND l.break_glass = 0"
+            });
+        }
+        sql.push_str(&format!(" ORDER BY l.seq LIMIT {}", filter.limit.max(1)));
+        let mut query = sqlx::query(&sql).bind(filter.after_seq as i64);
+        for value in &binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(database_error)?;
+        rows.iter().map(stored_entry_from_row).collect()
+    }
+
+    /// One entry by id.
+    pub async fn entry(&self, entry_id: &str) -> Result<Option<StoredEntry>, Error> {
+        let row = sqlx::query(
+            "SELECT seq, entry, leaf_hash, chain_hash FROM disclosure_log WHERE entry_id = $1",
+        )
+        .bind(entry_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(database_error)?;
+        row.as_ref().map(stored_entry_from_row).transpose()
+    }
+
+    /// Every stored row from `after_seq`, as raw columns, for verification: `page` rows.
+    pub async fn raw_log_page(&self, after_seq: u64, page: u32) -> Result<Vec<RawLogRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, entry_id, recorded_at, kind, decision, agency, system_id, \
+             practitioner_id, purpose, break_glass, subject_person_id, entry, leaf_hash, \
+             chain_hash FROM disclosure_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after_seq as i64)
+        .bind(i64::from(page))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get(0)?;
+                let break_glass: i64 = row.try_get(9)?;
+                Ok(RawLogRow {
+                    seq: seq as u64,
+                    entry_id: row.try_get(1)?,
+                    recorded_at: row.try_get(2)?,
+                    kind: row.try_get(3)?,
+                    decision: row.try_get(4)?,
+                    agency: row.try_get(5)?,
+                    system_id: row.try_get(6)?,
+                    practitioner_id: row.try_get(7)?,
+                    purpose: row.try_get(8)?,
+                    break_glass: break_glass != 0,
+                    subject_person_id: row.try_get(10)?,
+                    entry: row.try_get(11)?,
+                    leaf_hash: row.try_get(12)?,
+                    chain_hash: row.try_get(13)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(database_error)
+    }
+}
+
+/// A disclosure-log row exactly as stored, for verification.
+#[derive(Debug, Clone)]
+pub struct RawLogRow {
+    pub seq: u64,
+    pub entry_id: String,
+    pub recorded_at: String,
+    pub kind: String,
+    pub decision: String,
+    pub agency: String,
+    pub system_id: String,
+    pub practitioner_id: String,
+    pub purpose: String,
+    pub break_glass: bool,
+    pub subject_person_id: String,
+    pub entry: String,
+    pub leaf_hash: String,
+    pub chain_hash: String,
+}
+
+fn stored_entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, Error> {
+    let seq: i64 = row.try_get(0).map_err(database_error)?;
+    let text: String = row.try_get(1).map_err(database_error)?;
+    Ok(StoredEntry {
+        seq: seq as u64,
+        entry: serde_json::from_str(&text).map_err(Error::internal)?,
+        text,
+        leaf_hash: row.try_get(2).map_err(database_error)?,
+        chain_hash: row.try_get(3).map_err(database_error)?,
+    })
+}
+
+fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Checkpoint, Error> {
+    use base64::Engine;
+    let size: i64 = row.try_get(0).map_err(database_error)?;
+    let root: String = row.try_get(1).map_err(database_error)?;
+    let signature: String = row.try_get(3).map_err(database_error)?;
+    Ok(Checkpoint {
+        tree_size: size as u64,
+        root: hex_hash(&root)?,
+        signed_at: row.try_get(2).map_err(database_error)?,
+        signature: base64::engine::general_purpose::STANDARD
+            .decode(signature)
+            .map_err(Error::internal)?,
+        key_id: row.try_get(4).map_err(database_error)?,
+    })
+}
+
+async fn insert_checkpoint(
+    conn: &mut sqlx::AnyConnection,
+    checkpoint: &Checkpoint,
+) -> Result<(), Error> {
+    use base64::Engine;
+    sqlx::query(
+        "INSERT INTO checkpoint (tree_size, root_hash, signed_at, signature, key_id) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(checkpoint.tree_size as i64)
+    .bind(hex::encode(checkpoint.root))
+    .bind(&checkpoint.signed_at)
+    .bind(base64::engine::general_purpose::STANDARD.encode(&checkpoint.signature))
+    .bind(&checkpoint.key_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(())
+}
