@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "proto/safegate/v1/identity.proto",
     "proto/safegate/v1/records.proto",
     "proto/safegate/v1/audit.proto",
+    "proto/safegate/v1/query.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -69,6 +69,10 @@ struct ServerFlags {
     /// Agency registry file (default policies/registry.toml) [env SAFEGATE_REGISTRY].
     #[arg(long)]
     registry: Option<String>,
+    /// Sharing-policy directory: sharing.conf and sharing.csv (default policies)
+    /// [env SAFEGATE_POLICY_DIR].
+    #[arg(long)]
+    policy_dir: Option<String>,
     /// PKI directory: server.pem/server.key and the registry's CA files (default DATA_DIR/pki)
     /// [env SAFEGATE_PKI_DIR].
     #[arg(long)]
@@ -95,6 +99,7 @@ impl ServerFlags {
             .apply(layers)
             .flag("listen_addr", self.listen)
             .flag("registry", self.registry)
+            .flag("policy_dir", self.policy_dir)
             .flag("pki_dir", self.pki_dir)
             .flag("tls_cert", self.tls_cert)
             .flag("tls_key", self.tls_key)

@@ -16,6 +16,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("database_url", None),
     ("database_max_connections", Some("8")),
     ("registry", Some("policies/registry.toml")),
+    ("policy_dir", Some("policies")),
     ("pki_dir", None),
     ("tls_cert", None),
     ("tls_key", None),
@@ -72,6 +73,8 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// The agency registry file.
     pub registry: PathBuf,
+    /// Directory holding the sharing policy (`sharing.conf`, `sharing.csv`).
+    pub policy_dir: PathBuf,
     /// Directory of the PKI; relative registry authority paths resolve against it.
     pub pki_dir: PathBuf,
     pub tls_cert: PathBuf,
@@ -184,6 +187,7 @@ impl Layers {
             bounded(v, 1, 1000).map(|n| n as u32)
         })?;
         let registry = self.parse("registry", non_empty_path)?;
+        let policy_dir = self.parse("policy_dir", non_empty_path)?;
         let pki_dir = self
             .optional("pki_dir", non_empty_path)?
             .unwrap_or_else(|| data_dir.join("pki"));
@@ -218,6 +222,7 @@ impl Layers {
             database_url,
             database_max_connections,
             registry,
+            policy_dir,
             pki_dir,
             tls_cert,
             tls_key,

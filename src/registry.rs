@@ -62,6 +62,8 @@ struct SystemEntry {
     authority: String,
     san_uri: Option<String>,
     subject_cn: Option<String>,
+    #[serde(default)]
+    admin: bool,
 }
 
 /// How a certificate names the system it was issued to.
@@ -234,6 +236,7 @@ impl Registry {
                     name: entry.name,
                     agency,
                     roles,
+                    admin: entry.admin,
                 }),
             );
         }

@@ -16,12 +16,16 @@ use crate::api::audit::AuditApi;
 use crate::api::caller_layer::CallerLayer;
 use crate::api::identity::IdentityApi;
 use crate::api::proto::{
-    self, audit_service_server::AuditServiceServer, identity_service_server::IdentityServiceServer,
+    self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
+    identity_service_server::IdentityServiceServer, query_service_server::QueryServiceServer,
     records_service_server::RecordsServiceServer,
 };
+use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
 use crate::config::Settings;
 use crate::domain::ledger::{CheckpointSigner, Ledger};
+use crate::domain::policy::PolicyHolder;
+use crate::domain::query::Queries;
 use crate::domain::records::Records;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -37,6 +41,7 @@ pub struct Application {
     registry: Arc<Registry>,
     store: Store,
     ledger: Ledger,
+    policy: Arc<PolicyHolder>,
     settings: Settings,
 }
 
@@ -53,6 +58,9 @@ impl Application {
         let tls = ServerTlsConfig::new()
             .identity(Identity::from_pem(cert, key))
             .client_ca_root(Certificate::from_pem(registry.client_ca_pem()));
+        let policy = PolicyHolder::load(&settings.policy_dir)
+            .await
+            .context("loading the sharing policy (`policy_dir`)")?;
         let signer = CheckpointSigner::load(&settings.checkpoint_key)
             .context("loading the checkpoint signing key (`checkpoint_key`)")?;
         let store = Store::connect(&settings.database_url, settings.database_max_connections)
@@ -77,6 +85,7 @@ impl Application {
             registry: Arc::new(registry),
             store,
             ledger,
+            policy: Arc::new(policy),
             settings,
         })
     }
@@ -103,6 +112,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
+        let reloader = tokio::spawn(reload_on_hangup(
+            Arc::clone(&self.policy),
+            self.settings.policy_dir.clone(),
+        ));
         let watcher = tokio::spawn(watch_database(
             self.store.clone(),
             reporter,
@@ -133,7 +146,20 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
+            .add_service(AdminServiceServer::new(AdminApi::new(
+                Arc::clone(&self.policy),
+                self.settings.policy_dir.clone(),
+                self.ledger.clone(),
+            )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
+            .add_service(QueryServiceServer::new(QueryApi::new(
+                Queries::new(
+                    self.store.clone(),
+                    Arc::clone(&self.policy),
+                    self.ledger.clone(),
+                ),
+                self.ledger.clone(),
+            )))
             .add_service(IdentityServiceServer::new(IdentityApi::new(
                 self.ledger.clone(),
             )))
@@ -157,6 +183,7 @@ impl Application {
             }
         };
         watcher.abort();
+        reloader.abort();
         self.store.close().await;
         tracing::info!("gateway stopped");
         result
@@ -190,5 +217,33 @@ async fn watch_database(store: Store, reporter: HealthReporter, interval: Durati
             }
             last = Some(status);
         }
+    }
+}
+
+/// Reloads the sharing policy on SIGHUP; a policy that fails to load leaves the old one
+/// in force and the reason is logged.
+async fn reload_on_hangup(policy: Arc<PolicyHolder>, dir: std::path::PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP; reload the policy through AdminService");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match policy.reload(&dir).await {
+                Ok(version) => tracing::info!(%version, "SIGHUP: sharing policy reloaded"),
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: policy reload refused; the old policy stays in force")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (policy, dir);
     }
 }

@@ -48,6 +48,9 @@ has_context!(
     proto::GetInclusionProofRequest,
     proto::GetConsistencyProofRequest,
     proto::VerifyLogRequest,
+    proto::QueryRequest,
+    proto::ExplainRequest,
+    proto::ReloadPolicyRequest,
 );
 
 /// An entry stamped with who asked, how and when; the caller fills in what was decided.

@@ -55,6 +55,7 @@ macro_rules! vocabulary {
 pub mod ledger;
 pub mod policy;
 mod practitioner;
+pub mod query;
 pub mod records;
 mod vocabulary;
 

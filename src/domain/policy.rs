@@ -53,6 +53,7 @@ vocabulary! {
 /// The level one role sees of one category at one agency system, and the rule that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellDecision<'p> {
+    /// What the role sees of the category.
     pub level: Level,
     /// The rule id for the disclosure log: a policy rule's id, or
     /// [`DEFAULT_NOTHING_RULE`] when no rule covers the cell.
@@ -62,6 +63,7 @@ pub struct CellDecision<'p> {
 /// Permission to ask for a purpose, with the rule and lawful basis the disclosure log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurposeGrant<'p> {
+    /// The id of the permitting rule, e.g. `purpose.gp.child_safeguarding`.
     pub rule_id: &'p str,
     /// The lawful basis in words, e.g. "UK GDPR Art 6(1)(e); Crime and Disorder Act 1998 s115".
     pub lawful_basis: &'p str,
@@ -71,19 +73,23 @@ pub struct PurposeGrant<'p> {
 /// there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// A policy file cannot be read (the I/O error is the source).
     #[error("cannot read sharing policy file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A line of a policy file is wrong.
     #[error("{path} line {line}: {message}")]
     Line {
         path: PathBuf,
         line: usize,
         message: String,
     },
+    /// A policy file is wrong as a whole, or casbin cannot read it.
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    /// A file changed between casbin reading it and the version being taken.
     #[error("{path} changed while the sharing policy was loading; load it again")]
     Changed { path: PathBuf },
 }
@@ -137,7 +143,6 @@ impl Policy {
     pub async fn load(dir: &Path) -> Result<Policy, PolicyError> {
         let model_path = dir.join(MODEL_FILE);
         let policy_path = dir.join(POLICY_FILE);
-        let t0 = std::time::Instant::now();
         let model_bytes = read(&model_path).await?;
         let policy_bytes = read(&policy_path).await?;
         let version = policy_version(&model_bytes, &policy_bytes);
@@ -146,7 +151,6 @@ impl Policy {
         let model_text = utf8(&model_path, &model_bytes)?;
         let rules = parse_rules(&policy_path, utf8(&policy_path, &policy_bytes)?)?;
 
-        eprintln!("T parse {:?}", t0.elapsed());
         let model = DefaultModel::from_file(&model_path)
             .await
             .map_err(|e| casbin_error(&model_path, e))?;
@@ -154,9 +158,7 @@ impl Policy {
         let enforcer = Enforcer::new(model, FileAdapter::new(policy_path.clone()))
             .await
             .map_err(|e| casbin_error(&policy_path, e))?;
-        eprintln!("T casbin new {:?}", t0.elapsed());
         check_rows_agree(&policy_path, &rules, &enforcer)?;
-        eprintln!("T rows {:?}", t0.elapsed());
 
         // The version must name exactly the bytes casbin read.
         if read(&model_path).await? != model_bytes {
@@ -170,7 +172,6 @@ impl Policy {
         // casbin evaluates a script per rule per question; keep that off the async workers.
         tokio::task::spawn_blocking(move || {
             check_default_scope(&policy_path, &rules, &policy, &enforcer)?;
-            eprintln!("T check {:?}", t0.elapsed());
             Ok(policy)
         })
         .await

@@ -22,6 +22,8 @@ pub struct AgencySystem {
     pub agency: Agency,
     /// The roles this system may assert for its practitioners.
     pub roles: Vec<Role>,
+    /// Whether the system may administer the gateway (reload the sharing policy).
+    pub admin: bool,
 }
 
 /// The practitioner context exactly as the request carried it, before any checks.
@@ -126,6 +128,7 @@ mod tests {
             name: "Nursery".into(),
             agency: Agency::Education,
             roles: vec![Role::SchoolDsl],
+            admin: false,
         }
     }
 

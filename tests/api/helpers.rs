@@ -157,6 +157,10 @@ pub async fn spawn_gateway() -> TestGateway {
         .flag("data_dir", Some(data_dir.display().to_string()))
         .flag("database_url", Some(database.url()))
         .flag("registry", Some(registry.into()))
+        .flag(
+            "policy_dir",
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()),
+        )
         .flag("pki_dir", Some(pki.dir.display().to_string()))
         .flag("health_interval_ms", Some("100".into()))
         .flag("shutdown_grace_secs", Some("5".into()))

@@ -38,8 +38,10 @@ async fn reflection_lists_the_services() {
         [
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
+            "safegate.v1.AdminService",
             "safegate.v1.AuditService",
             "safegate.v1.IdentityService",
+            "safegate.v1.QueryService",
             "safegate.v1.RecordsService",
         ]
     );

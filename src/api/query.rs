@@ -1,0 +1,228 @@
+//! `safegate.v1.QueryService` and `safegate.v1.AdminService`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::api::convert_records::{Reader, WireEnum};
+use crate::api::journal::{answer, entry_for};
+use crate::api::practitioner;
+use crate::api::proto::{
+    self, ExplainRequest, ExplainResponse, QueryRequest, QueryResponse, ReloadPolicyRequest,
+    ReloadPolicyResponse, admin_service_server::AdminService, query_service_server::QueryService,
+};
+use crate::domain::ledger::{Decision, EntryKind, Ledger};
+use crate::domain::policy::{Level, PolicyHolder};
+use crate::domain::query::{Queries, Question, Shown};
+use crate::error::Error;
+
+/// Handlers over the query service.
+#[derive(Debug, Clone)]
+pub struct QueryApi {
+    queries: Queries,
+    ledger: Ledger,
+}
+
+impl QueryApi {
+    pub fn new(queries: Queries, ledger: Ledger) -> Self {
+        QueryApi { queries, ledger }
+    }
+}
+
+fn level(level: Level) -> proto::Level {
+    match level {
+        Level::Detail => proto::Level::Detail,
+        Level::Indicator => proto::Level::Indicator,
+        Level::Nothing => proto::Level::Nothing,
+    }
+}
+
+fn person_view(view: crate::domain::query::PersonView) -> proto::PersonView {
+    proto::PersonView {
+        person_id: view.person_id,
+        facts: view
+            .facts
+            .into_iter()
+            .map(|f| {
+                let (level, fact, indicator) = match f.shown {
+                    Shown::Detail(fact) => (proto::Level::Detail, Some(fact.into()), None),
+                    Shown::Indicator(i) => (
+                        proto::Level::Indicator,
+                        None,
+                        Some(proto::Indicator {
+                            owner_agency: proto::Agency::from(i.owner_agency).into(),
+                            owner_system: i.owner_system,
+                            team: i.team,
+                            contact_route: i.contact_route,
+                            current: true,
+                        }),
+                    ),
+                };
+                proto::FactView {
+                    record_id: f.record_id,
+                    category: f.category.as_str().into(),
+                    level: level.into(),
+                    fact,
+                    indicator,
+                    rule_id: f.rule_id,
+                }
+            })
+            .collect(),
+        safeguarding_status: view.status.map(Into::into),
+    }
+}
+
+/// Builds the question from the request: context, subject and the log entry so far.
+fn question(
+    caller: &crate::registry::Caller,
+    meta: &crate::api::journal::RequestMeta,
+    context: Option<proto::PractitionerContext>,
+    subject: Option<proto::PersonRef>,
+) -> Result<Question, Error> {
+    let practitioner = practitioner(caller, context.clone())?;
+    let mut violations = Vec::new();
+    let mut reader = Reader {
+        agency: caller.system.agency,
+        violations: &mut violations,
+    };
+    let Some(subject) = reader.person("subject".into(), subject) else {
+        return Err(Error::InvalidArgument(violations));
+    };
+    Ok(Question {
+        system: Arc::clone(&caller.system),
+        practitioner,
+        subject,
+        entry: entry_for(
+            EntryKind::Query,
+            Decision::Released,
+            Some(caller),
+            context.as_ref(),
+            Some(meta),
+        ),
+    })
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryApi {
+    async fn query(
+        &self,
+        request: Request<QueryRequest>,
+    ) -> Result<Response<QueryResponse>, Status> {
+        answer(&self.ledger, request, |caller, meta, request| async move {
+            let question = question(&caller, &meta, request.context, request.subject)?;
+            let answer = self.queries.query(question).await?;
+            Ok(QueryResponse {
+                disclosure_entry_id: answer.entry_id,
+                policy_version: answer.policy_version,
+                lawful_basis: answer.lawful_basis,
+                break_glass: answer.break_glass,
+                subject: Some(person_view(answer.subject)),
+                linked: answer
+                    .linked
+                    .into_iter()
+                    .map(|l| proto::LinkedPerson {
+                        link_type: l.link_type.to_wire(),
+                        subject_is_from: l.subject_is_from,
+                        person: Some(person_view(l.person)),
+                    })
+                    .collect(),
+                notes: answer.notes,
+            })
+        })
+        .await
+    }
+
+    async fn explain(
+        &self,
+        request: Request<ExplainRequest>,
+    ) -> Result<Response<ExplainResponse>, Status> {
+        answer(&self.ledger, request, |caller, meta, request| async move {
+            let question = question(&caller, &meta, request.context, request.subject)?;
+            let explanation = self.queries.explain(question).await?;
+            let (refusal_rule_id, refusal_reason) = explanation
+                .refusal
+                .clone()
+                .map(|(rule, reason)| (rule.to_owned(), reason))
+                .unwrap_or_default();
+            Ok(ExplainResponse {
+                disclosure_entry_id: explanation.entry_id,
+                policy_version: explanation.policy_version,
+                would_answer: explanation.refusal.is_none(),
+                refusal_rule_id,
+                refusal_reason,
+                purpose_rule_id: explanation.purpose_rule_id,
+                lawful_basis: explanation.lawful_basis,
+                legitimacy: explanation.legitimacy,
+                categories: explanation
+                    .categories
+                    .into_iter()
+                    .map(|(category, l, rule_id)| proto::CategoryDecision {
+                        category: category.as_str().into(),
+                        level: level(l).into(),
+                        rule_id,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+}
+
+/// Reloads the sharing policy for admin systems.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    policy: Arc<PolicyHolder>,
+    policy_dir: PathBuf,
+    ledger: Ledger,
+}
+
+impl AdminApi {
+    pub fn new(policy: Arc<PolicyHolder>, policy_dir: PathBuf, ledger: Ledger) -> Self {
+        AdminApi {
+            policy,
+            policy_dir,
+            ledger,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn reload_policy(
+        &self,
+        request: Request<ReloadPolicyRequest>,
+    ) -> Result<Response<ReloadPolicyResponse>, Status> {
+        answer(&self.ledger, request, |caller, _meta, request| async move {
+            practitioner(&caller, request.context)?;
+            if !caller.system.admin {
+                return Err(Error::PermissionDenied {
+                    rule: "admin.admin_system_only",
+                    reason: format!(
+                        "agency system `{}` is not an admin system in the registry",
+                        caller.system.id
+                    ),
+                });
+            }
+            Ok(match self.policy.reload(&self.policy_dir).await {
+                Ok(version) => {
+                    tracing::info!(%version, system = %caller.system.id, "sharing policy reloaded");
+                    ReloadPolicyResponse {
+                        reloaded: true,
+                        policy_version: version,
+                        error: String::new(),
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "sharing policy reload refused; the old policy stays in force");
+                    ReloadPolicyResponse {
+                        reloaded: false,
+                        policy_version: self.policy.current().version().to_owned(),
+                        error: error.to_string(),
+                    }
+                }
+            })
+        })
+        .await
+    }
+}

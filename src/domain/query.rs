@@ -1,0 +1,528 @@
+//! Policy-enforced linked-person queries: a practitioner asks about a person and sees,
+//! for that person and everyone one link away, exactly what the sharing policy lets their
+//! role see for their purpose, and no more. Nothing leaves before its disclosure-log
+//! entry is committed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
+use crate::domain::policy::{Level, Policy, PolicyHolder};
+use crate::domain::records::facts::{Fact, LinkType};
+use crate::domain::records::status::{self, SafeguardingStatus};
+use crate::domain::records::{Category, Day, PersonRef};
+use crate::domain::{Agency, AgencySystem, Practitioner, Purpose};
+use crate::error::Error;
+use crate::store::{FactAbout, Store};
+
+/// Who asks, about whom, and the log entry describing the request so far.
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub system: Arc<AgencySystem>,
+    pub practitioner: Practitioner,
+    pub subject: PersonRef,
+    /// Stamped with the caller, context, RPC and trace id; the service fills the rest.
+    pub entry: Entry,
+}
+
+/// Whom to contact about a fact shown as an indicator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indicator {
+    pub owner_agency: Agency,
+    pub owner_system: String,
+    pub team: String,
+    pub contact_route: String,
+}
+
+/// One fact as released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    Detail(Fact),
+    Indicator(Indicator),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactView {
+    pub record_id: String,
+    pub category: Category,
+    pub rule_id: String,
+    pub shown: Shown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonView {
+    pub person_id: String,
+    pub facts: Vec<FactView>,
+    pub status: Option<SafeguardingStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedView {
+    pub link_type: LinkType,
+    pub subject_is_from: bool,
+    pub person: PersonView,
+}
+
+/// A released answer and the entry that recorded it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub entry_id: String,
+    pub policy_version: String,
+    pub lawful_basis: String,
+    pub break_glass: bool,
+    pub subject: PersonView,
+    pub linked: Vec<LinkedView>,
+    pub notes: Vec<String>,
+}
+
+/// What a query would release, without releasing it.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub entry_id: String,
+    pub policy_version: String,
+    pub refusal: Option<(&'static str, String)>,
+    pub purpose_rule_id: String,
+    pub lawful_basis: String,
+    pub legitimacy: String,
+    pub categories: Vec<(Category, Level, String)>,
+}
+
+/// The query service.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    store: Store,
+    policy: Arc<PolicyHolder>,
+    ledger: Ledger,
+}
+
+/// The subject, the persons one link away and every current fact naming any of them.
+struct Neighbourhood {
+    subject: String,
+    /// (person id, link type, subject is the link's `from`), in link order.
+    linked: Vec<(String, LinkType, bool)>,
+    facts: HashMap<String, Vec<FactAbout>>,
+}
+
+/// Why the question is legitimate, if it is.
+enum Legitimacy {
+    Subject,
+    Linked,
+    BreakGlass,
+}
+
+impl Legitimacy {
+    fn describe(&self) -> &'static str {
+        match self {
+            Legitimacy::Subject => "your agency has an open involvement with the subject",
+            Legitimacy::Linked => {
+                "your agency has an open involvement with a person linked to the subject"
+            }
+            Legitimacy::BreakGlass => "break-glass access with a written justification",
+        }
+    }
+}
+
+impl Queries {
+    pub fn new(store: Store, policy: Arc<PolicyHolder>, ledger: Ledger) -> Self {
+        Queries {
+            store,
+            policy,
+            ledger,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.current()
+    }
+
+    /// Answers a question, or refuses it with the rule that decides.
+    pub async fn query(&self, question: Question) -> Result<Answer, Error> {
+        let policy = self.policy.current();
+        let (purpose, lawful_basis, purpose_rule) = purpose(&policy, &question)?;
+        let neighbourhood = self.neighbourhood(&question).await?;
+        let legitimacy = legitimacy(&question, &neighbourhood)?;
+        let today = Day::today();
+
+        let mut entry = question.entry.clone();
+        entry.kind = EntryKind::Query;
+        entry.decision = Decision::Released;
+        entry.purpose = purpose.as_str().into();
+        entry.lawful_basis = lawful_basis.clone();
+        entry.policy_version = policy.version().into();
+        entry.break_glass = matches!(legitimacy, Legitimacy::BreakGlass);
+        entry.subject_person_id = neighbourhood.subject.clone();
+        entry.linked_person_ids = neighbourhood
+            .linked
+            .iter()
+            .map(|(p, _, _)| p.clone())
+            .collect();
+        let mut rules: BTreeSet<String> = BTreeSet::from([purpose_rule]);
+        let mut indicator_categories: BTreeSet<Category> = BTreeSet::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let in_answer: BTreeSet<&str> = std::iter::once(neighbourhood.subject.as_str())
+            .chain(neighbourhood.linked.iter().map(|(p, _, _)| p.as_str()))
+            .collect();
+
+        let mut views = Vec::new();
+        let persons = std::iter::once(neighbourhood.subject.clone())
+            .chain(neighbourhood.linked.iter().map(|(p, _, _)| p.clone()));
+        for person_id in persons {
+            let mut view = PersonView {
+                person_id: person_id.clone(),
+                facts: Vec::new(),
+                status: None,
+            };
+            for about in neighbourhood.facts.get(&person_id).into_iter().flatten() {
+                // Each fact once, under the first person it names; links only between
+                // persons in the answer, so nobody two links away is revealed.
+                if !seen.insert(about.record_id.clone()) || !links_within(&about.fact, &in_answer) {
+                    continue;
+                }
+                let category = about.fact.category();
+                let cell = policy.level(&question.system.id, question.practitioner.role, category);
+                rules.insert(cell.rule_id.to_owned());
+                let disclosed = Disclosed {
+                    person_id: person_id.clone(),
+                    record_id: about.record_id.clone(),
+                    category: category.as_str().into(),
+                    level: cell.level.as_str().into(),
+                    rule_id: cell.rule_id.into(),
+                };
+                let shown = match cell.level {
+                    Level::Detail => Shown::Detail(about.fact.clone()),
+                    Level::Indicator => {
+                        indicator_categories.insert(category);
+                        Shown::Indicator(indicator(about, &neighbourhood.facts))
+                    }
+                    Level::Nothing => {
+                        entry.withheld.push(disclosed);
+                        continue;
+                    }
+                };
+                entry.released.push(disclosed);
+                view.facts.push(FactView {
+                    record_id: about.record_id.clone(),
+                    category,
+                    rule_id: cell.rule_id.into(),
+                    shown,
+                });
+            }
+            let legal_status_detail = policy
+                .level(
+                    &question.system.id,
+                    question.practitioner.role,
+                    Category::LegalStatus,
+                )
+                .level
+                == Level::Detail;
+            let has_legal_status = view
+                .facts
+                .iter()
+                .any(|f| f.category == Category::LegalStatus);
+            if legal_status_detail && has_legal_status {
+                let versions = self.store.legal_statuses(&person_id).await?;
+                view.status = Some(status::derive(&person_id, &versions, today));
+            }
+            views.push(view);
+        }
+        entry.rule_ids = rules.into_iter().collect();
+
+        let notes = notes(&indicator_categories, &question, &policy, &legitimacy);
+        let entry_id = entry.entry_id.clone();
+        // Fail closed: the answer exists only once its entry is committed.
+        self.ledger.append(entry).await?;
+
+        let mut views = views.into_iter();
+        let subject = views
+            .next()
+            .ok_or_else(|| Error::internal("no subject view"))?;
+        let linked = neighbourhood
+            .linked
+            .iter()
+            .zip(views)
+            .map(|((_, link_type, subject_is_from), person)| LinkedView {
+                link_type: *link_type,
+                subject_is_from: *subject_is_from,
+                person,
+            })
+            .collect();
+        Ok(Answer {
+            entry_id,
+            policy_version: policy.version().into(),
+            lawful_basis,
+            break_glass: matches!(legitimacy, Legitimacy::BreakGlass),
+            subject,
+            linked,
+            notes,
+        })
+    }
+
+    /// Says what a query would release per category, and whether it would be answered,
+    /// without releasing any fact. Logged as a dry run.
+    pub async fn explain(&self, question: Question) -> Result<Explanation, Error> {
+        let policy = self.policy.current();
+        let mut entry = question.entry.clone();
+        entry.kind = EntryKind::Explain;
+        entry.decision = Decision::DryRun;
+        entry.policy_version = policy.version().into();
+        let mut refusal = None;
+        let (mut purpose_rule_id, mut lawful_basis, mut legitimacy_words) =
+            (String::new(), String::new(), String::new());
+        match purpose(&policy, &question) {
+            Ok((purpose, basis, rule)) => {
+                entry.purpose = purpose.as_str().into();
+                entry.lawful_basis = basis.clone();
+                entry.rule_ids.push(rule.clone());
+                purpose_rule_id = rule;
+                lawful_basis = basis;
+            }
+            Err(error) => refusal = Some((error.rule(), error.to_string())),
+        }
+        if refusal.is_none() {
+            let checked = match self.neighbourhood(&question).await {
+                Ok(neighbourhood) => {
+                    entry.subject_person_id = neighbourhood.subject.clone();
+                    legitimacy(&question, &neighbourhood)
+                }
+                Err(error) => Err(error),
+            };
+            match checked {
+                Ok(legitimacy) => {
+                    entry.break_glass = matches!(legitimacy, Legitimacy::BreakGlass);
+                    legitimacy_words = legitimacy.describe().into();
+                }
+                Err(error) if error.is_refusal() => {
+                    refusal = Some((error.rule(), error.to_string()));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let categories: Vec<(Category, Level, String)> = Category::ALL
+            .iter()
+            .map(|category| {
+                let cell = policy.level(&question.system.id, question.practitioner.role, *category);
+                (*category, cell.level, cell.rule_id.to_owned())
+            })
+            .collect();
+        if let Some((rule, reason)) = &refusal {
+            entry.rule_ids.push((*rule).to_owned());
+            entry.reason = format!("a query would be refused: {reason}");
+        }
+        let entry_id = entry.entry_id.clone();
+        self.ledger.append(entry).await?;
+        Ok(Explanation {
+            entry_id,
+            policy_version: policy.version().into(),
+            refusal,
+            purpose_rule_id,
+            lawful_basis,
+            legitimacy: legitimacy_words,
+            categories,
+        })
+    }
+
+    async fn neighbourhood(&self, question: &Question) -> Result<Neighbourhood, Error> {
+        // An unknown person and a person the agency has no business with get the same
+        // refusal, so the answer does not reveal who is on record.
+        let Some(subject) = self.store.find_person(&question.subject).await? else {
+            if question.practitioner.break_glass {
+                return Err(Error::NotFound {
+                    field: "subject".into(),
+                    reason: "no person on record matches this reference".into(),
+                });
+            }
+            return Err(no_legitimate_relationship());
+        };
+        let subject_facts = self.store.current_facts_naming(&subject).await?;
+        let mut linked: Vec<(String, LinkType, bool)> = Vec::new();
+        for about in &subject_facts {
+            if let Fact::Link(link) = &about.fact {
+                let (Some(from), Some(to)) = (link.from.person_id(), link.to.person_id()) else {
+                    continue;
+                };
+                let (other, subject_is_from) = if from == subject {
+                    (to, true)
+                } else {
+                    (from, false)
+                };
+                if other != subject && !linked.iter().any(|(p, _, _)| p == other) {
+                    linked.push((other.to_owned(), link.link_type, subject_is_from));
+                }
+            }
+        }
+        let mut facts = HashMap::from([(subject.clone(), subject_facts)]);
+        for (person, _, _) in &linked {
+            facts.insert(
+                person.clone(),
+                self.store.current_facts_naming(person).await?,
+            );
+        }
+        Ok(Neighbourhood {
+            subject,
+            linked,
+            facts,
+        })
+    }
+}
+
+fn no_legitimate_relationship() -> Error {
+    Error::PermissionDenied {
+        rule: "query.no_legitimate_relationship",
+        reason: "your agency has no open involvement with this person or anyone linked to \
+                 them; ask with break-glass and a written justification if a child is at \
+                 immediate risk"
+            .into(),
+    }
+}
+
+/// The purpose the practitioner gave, if their role may use it here.
+fn purpose(policy: &Policy, question: &Question) -> Result<(Purpose, String, String), Error> {
+    let purpose = question.practitioner.purpose.ok_or_else(|| {
+        Error::invalid(
+            "context.purpose",
+            format!("must be set to one of: {}", Purpose::expected()),
+        )
+    })?;
+    let grant = policy.purpose(&question.system.id, question.practitioner.role, purpose)?;
+    Ok((
+        purpose,
+        grant.lawful_basis.to_owned(),
+        grant.rule_id.to_owned(),
+    ))
+}
+
+/// An open involvement of the practitioner's agency with the subject or a linked person,
+/// or break-glass.
+fn legitimacy(question: &Question, neighbourhood: &Neighbourhood) -> Result<Legitimacy, Error> {
+    let today = Day::today();
+    let agency = question.system.agency;
+    let involved = |person: &str| {
+        neighbourhood
+            .facts
+            .get(person)
+            .into_iter()
+            .flatten()
+            .any(|about| {
+                about.owner == agency
+                    && matches!(&about.fact, Fact::Involvement(i)
+                    if i.person.person_id() == Some(person) && i.end.is_none_or(|end| end >= today))
+            })
+    };
+    if involved(&neighbourhood.subject) {
+        return Ok(Legitimacy::Subject);
+    }
+    if neighbourhood
+        .linked
+        .iter()
+        .any(|(person, _, _)| involved(person))
+    {
+        return Ok(Legitimacy::Linked);
+    }
+    if question.practitioner.break_glass {
+        // The justification was checked when the practitioner context was accepted.
+        return Ok(Legitimacy::BreakGlass);
+    }
+    Err(no_legitimate_relationship())
+}
+
+/// Whether every person a link names is in the answer.
+fn links_within(fact: &Fact, in_answer: &BTreeSet<&str>) -> bool {
+    match fact {
+        Fact::Link(link) => [&link.from, &link.to]
+            .iter()
+            .all(|p| p.person_id().is_some_and(|id| in_answer.contains(id))),
+        _ => true,
+    }
+}
+
+/// Whom to contact about a fact: its own team and route where it has them, else the
+/// owning agency's involvement with the same person, else the owning system.
+fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout>>) -> Indicator {
+    let own = match &about.fact {
+        Fact::Involvement(f) => Some((f.team.clone(), f.contact_route.clone())),
+        Fact::Iom(f) => Some((
+            "Integrated Offender Management".to_owned(),
+            f.contact_route.clone(),
+        )),
+        Fact::ProbationSupervision(f) => Some(("Probation".to_owned(), f.contact_route.clone())),
+        Fact::HealthInvolvement(f) => Some((f.team.clone(), f.contact_route.clone())),
+        Fact::Education(f) => Some((f.setting_name.clone(), f.dsl_contact_route.clone())),
+        _ => None,
+    };
+    let (team, contact_route) = own
+        .or_else(|| {
+            let mut persons = about.fact.clone();
+            let named: Vec<String> = persons
+                .person_refs_mut()
+                .into_iter()
+                .filter_map(|(_, p)| p.person_id().map(str::to_owned))
+                .collect();
+            named.iter().find_map(|person| {
+                facts
+                    .get(person)
+                    .into_iter()
+                    .flatten()
+                    .find_map(|other| match &other.fact {
+                        Fact::Involvement(i) if other.owner == about.owner => {
+                            Some((i.team.clone(), i.contact_route.clone()))
+                        }
+                        _ => None,
+                    })
+            })
+        })
+        .unwrap_or_else(|| (about.owner_system.clone(), String::new()));
+    Indicator {
+        owner_agency: about.owner,
+        owner_system: about.owner_system.clone(),
+        team,
+        contact_route,
+    }
+}
+
+/// In words: which categories are indicators only, and why; and break-glass.
+fn notes(
+    indicator_categories: &BTreeSet<Category>,
+    question: &Question,
+    policy: &Policy,
+    legitimacy: &Legitimacy,
+) -> Vec<String> {
+    let role = question.practitioner.role;
+    let mut notes: Vec<String> = indicator_categories
+        .iter()
+        .map(|category| {
+            let rule = policy.level(&question.system.id, role, *category).rule_id;
+            format!(
+                "{} is shown only as an indicator: as a {} you may know that it exists and \
+                 whom to contact, not what it says; contact the team named to discuss it \
+                 (rule {rule}).",
+                describe(*category),
+                role.as_str().replace('_', " "),
+            )
+        })
+        .collect();
+    if matches!(legitimacy, Legitimacy::BreakGlass) {
+        notes.push(
+            "This answer rests on break-glass access: it is flagged in the disclosure log \
+             and information governance will review it."
+                .into(),
+        );
+    }
+    notes
+}
+
+fn describe(category: Category) -> &'static str {
+    match category {
+        Category::Person => "Identity details",
+        Category::Link => "A relationship",
+        Category::Involvement => "Another agency's involvement",
+        Category::Iom => "Integrated Offender Management (IOM) cohort membership",
+        Category::CourtOrder => "A court order",
+        Category::PoliceEvent => "A police event",
+        Category::LegalStatus => "The child's legal status",
+        Category::ContactArrangement => "A contact arrangement",
+        Category::ProbationSupervision => "Probation supervision",
+        Category::HealthInvolvement => "Health involvement (health visitor, GP or school nurse)",
+        Category::Education => "The school or early-years setting",
+    }
+}
