@@ -18,6 +18,7 @@ pub const DEMO_SYSTEMS: &[&str] = &[
     "gp-practice",
     "childrens-services",
     "nursery",
+    "primary-school",
     "ig-office",
 ];
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::domain::policy::{Level, Policy, PolicyHolder};
-use crate::domain::records::facts::{Fact, LinkType};
+use crate::domain::records::facts::{Fact, LinkType, Part};
 use crate::domain::records::status::{self, SafeguardingStatus};
 use crate::domain::records::{Category, Day, PersonRef};
 use crate::domain::{Agency, AgencySystem, Practitioner, Purpose};
@@ -113,9 +113,9 @@ enum Legitimacy {
 impl Legitimacy {
     fn describe(&self) -> &'static str {
         match self {
-            Legitimacy::Subject => "your agency has an open involvement with the subject",
+            Legitimacy::Subject => "your agency system has an open involvement with the subject",
             Legitimacy::Linked => {
-                "your agency has an open involvement with a person linked to the subject"
+                "your agency system has an open involvement with a person linked to the subject"
             }
             Legitimacy::BreakGlass => "break-glass access with a written justification",
         }
@@ -164,19 +164,24 @@ impl Queries {
             .chain(neighbourhood.linked.iter().map(|(p, _, _)| p.as_str()))
             .collect();
 
+        let order: Vec<String> = std::iter::once(neighbourhood.subject.clone())
+            .chain(neighbourhood.linked.iter().map(|(p, _, _)| p.clone()))
+            .collect();
+        let home = home_persons(&order, &neighbourhood.facts);
         let mut views = Vec::new();
-        let persons = std::iter::once(neighbourhood.subject.clone())
-            .chain(neighbourhood.linked.iter().map(|(p, _, _)| p.clone()));
-        for person_id in persons {
+        for person_id in order.clone() {
             let mut view = PersonView {
                 person_id: person_id.clone(),
                 facts: Vec::new(),
                 status: None,
             };
             for about in neighbourhood.facts.get(&person_id).into_iter().flatten() {
-                // Each fact once, under the first person it names; links only between
+                // Each fact once, under the person it is chiefly about; links only between
                 // persons in the answer, so nobody two links away is revealed.
-                if !seen.insert(about.record_id.clone()) || !links_within(&about.fact, &in_answer) {
+                if home.get(&about.record_id) != Some(&person_id)
+                    || !seen.insert(about.record_id.clone())
+                    || !links_within(&about.fact, &in_answer)
+                {
                     continue;
                 }
                 let category = about.fact.category();
@@ -369,9 +374,9 @@ impl Queries {
 fn no_legitimate_relationship() -> Error {
     Error::PermissionDenied {
         rule: "query.no_legitimate_relationship",
-        reason: "your agency has no open involvement with this person or anyone linked to \
-                 them; ask with break-glass and a written justification if a child is at \
-                 immediate risk"
+        reason: "your agency system has no open involvement with this person or anyone \
+                 linked to them; ask with break-glass and a written justification if a child \
+                 is at immediate risk"
             .into(),
     }
 }
@@ -392,11 +397,16 @@ fn purpose(policy: &Policy, question: &Question) -> Result<(Purpose, String, Str
     ))
 }
 
-/// An open involvement of the practitioner's agency with the subject or a linked person,
-/// or break-glass.
+/// An open professional relationship of the asking agency system with the subject or a
+/// linked person, or break-glass. The unit is the registered agency system (one
+/// organisation's case system): two schools are two systems, and one school's involvement
+/// does not make another school's question legitimate. Any current fact by which the
+/// system says it works with the person counts: an involvement, a health involvement, an
+/// education placement, an IOM membership or probation supervision.
 fn legitimacy(question: &Question, neighbourhood: &Neighbourhood) -> Result<Legitimacy, Error> {
     let today = Day::today();
-    let agency = question.system.agency;
+    let system = question.system.id.as_str();
+    let open = |end: &Option<Day>| end.is_none_or(|end| end >= today);
     let involved = |person: &str| {
         neighbourhood
             .facts
@@ -404,9 +414,19 @@ fn legitimacy(question: &Question, neighbourhood: &Neighbourhood) -> Result<Legi
             .into_iter()
             .flatten()
             .any(|about| {
-                about.owner == agency
-                    && matches!(&about.fact, Fact::Involvement(i)
-                    if i.person.person_id() == Some(person) && i.end.is_none_or(|end| end >= today))
+                let works_with = match &about.fact {
+                    Fact::Involvement(f) => f.person.person_id() == Some(person) && open(&f.end),
+                    Fact::HealthInvolvement(f) => {
+                        f.person.person_id() == Some(person) && open(&f.end)
+                    }
+                    Fact::Education(f) => f.child.person_id() == Some(person) && open(&f.end),
+                    Fact::Iom(f) => f.person.person_id() == Some(person) && open(&f.end),
+                    Fact::ProbationSupervision(f) => {
+                        f.person.person_id() == Some(person) && open(&f.end)
+                    }
+                    _ => false,
+                };
+                works_with && about.owner_system == system
             })
     };
     if involved(&neighbourhood.subject) {
@@ -424,6 +444,33 @@ fn legitimacy(question: &Question, neighbourhood: &Neighbourhood) -> Result<Legi
         return Ok(Legitimacy::BreakGlass);
     }
     Err(no_legitimate_relationship())
+}
+
+/// For each fact, the person in the answer it is shown under: the first (in answer order)
+/// who plays a primary part in it (subject, child, respondent, a link's `from`), else the
+/// first who is named in it at all.
+fn home_persons(
+    order: &[String],
+    facts: &HashMap<String, Vec<FactAbout>>,
+) -> HashMap<String, String> {
+    let primary = |part: &Part| {
+        matches!(
+            part,
+            Part::Subject | Part::Child | Part::Respondent | Part::From
+        )
+    };
+    let mut home: HashMap<String, String> = HashMap::new();
+    for pass_primary in [true, false] {
+        for person in order {
+            for about in facts.get(person).into_iter().flatten() {
+                if !pass_primary || about.parts.iter().any(primary) {
+                    home.entry(about.record_id.clone())
+                        .or_insert_with(|| person.clone());
+                }
+            }
+        }
+    }
+    home
 }
 
 /// Whether every person a link names is in the answer.

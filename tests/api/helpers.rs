@@ -147,6 +147,11 @@ pub struct TestGateway {
 /// Starts a gateway with the demo registry, a fresh PKI and a fresh database, with the
 /// health probe every 100 ms.
 pub async fn spawn_gateway() -> TestGateway {
+    spawn_gateway_with_policy(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).await
+}
+
+/// Like [`spawn_gateway`], with the sharing policy read from `policy_dir`.
+pub async fn spawn_gateway_with_policy(policy_dir: &Path) -> TestGateway {
     init_process();
     let pki = TestPki::new();
     let data_dir = temp_dir("data");
@@ -157,10 +162,7 @@ pub async fn spawn_gateway() -> TestGateway {
         .flag("data_dir", Some(data_dir.display().to_string()))
         .flag("database_url", Some(database.url()))
         .flag("registry", Some(registry.into()))
-        .flag(
-            "policy_dir",
-            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()),
-        )
+        .flag("policy_dir", Some(policy_dir.display().to_string()))
         .flag("pki_dir", Some(pki.dir.display().to_string()))
         .flag("health_interval_ms", Some("100".into()))
         .flag("shutdown_grace_secs", Some("5".into()))
@@ -333,6 +335,7 @@ pub fn acting(system: &str) -> PractitionerContext {
         "gp-practice" => ("GP-0001", Role::Gp),
         "childrens-services" => ("SW-0001", Role::SocialWorker),
         "nursery" => ("DSL-0001", Role::SchoolDsl),
+        "primary-school" => ("DSL-0900", Role::SchoolDsl),
         "ig-office" => ("IG-0001", Role::IgOfficer),
         other => panic!("no demo system {other}"),
     };

@@ -36,6 +36,7 @@ async fn each_registered_system_gets_its_own_identity_back() {
             vec![Role::SocialWorker, Role::TeamManager],
         ),
         ("nursery", Agency::Education, vec![Role::SchoolDsl]),
+        ("primary-school", Agency::Education, vec![Role::SchoolDsl]),
         (
             "ig-office",
             Agency::InformationGovernance,

@@ -9,6 +9,7 @@ mod configuration;
 mod health;
 mod identity;
 mod ledger;
+mod query;
 mod records;
 mod reflection;
 mod transport;
