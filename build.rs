@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "proto/safegate/v1/records.proto",
     "proto/safegate/v1/audit.proto",
     "proto/safegate/v1/query.proto",
+    "proto/safegate/v1/notifications.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

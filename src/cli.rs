@@ -1,4 +1,7 @@
-//! The `safegate` command line: `serve`, `migrate`, `pki init` and `demo`.
+//! The `safegate` command line: `serve`, `migrate`, `pki init`, `demo` and `audit`.
+//! Each group of subcommands beyond the basics lives in its own module under `cli/`.
+
+mod audit;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +36,18 @@ enum Command {
     Pki(PkiCommand),
     /// The newcomer's one command: dev PKI if absent, SQLite in the data dir, serve.
     Demo(ServerFlags),
+    /// The disclosure log, read from the database directly: list, verify, export, sar.
+    /// Each use is itself written to the log, as the operator (system `cli`).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+/// What to run once settings are resolved.
+enum Action {
+    Serve,
+    Demo,
+    Migrate,
+    Audit(Box<audit::AuditCommand>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,10 +124,17 @@ impl ServerFlags {
 /// Exit status for a configuration that cannot be used.
 const EXIT_CONFIG: u8 = 2;
 
-/// Runs the command line; configuration errors exit 2, other failures 1.
+/// Runs the command line; configuration errors exit 2, other failures 1 (and a
+/// disclosure log that fails verification 3).
 pub fn run(cli: Cli) -> ExitCode {
     if let Command::Pki(PkiCommand::Init { dir, force }) = &cli.command {
         return report(pki_init(dir, *force));
+    }
+    // Offline verification reads a file and a public key: no settings, no database.
+    if let Command::Audit(command) = &cli.command
+        && let Some(offline) = command.offline()
+    {
+        return report_status(audit::verify_offline(offline));
     }
     let mut layers = Layers::defaults();
     if let Some(path) = &cli.config {
@@ -122,10 +144,11 @@ pub fn run(cli: Cli) -> ExitCode {
         };
     }
     layers = layers.env(std::env::vars());
-    let (layers, demo_mode, migrate_only) = match cli.command {
-        Command::Serve(flags) => (flags.apply(layers), false, false),
-        Command::Demo(flags) => (flags.apply(layers), true, false),
-        Command::Migrate(flags) => (flags.apply(layers), false, true),
+    let (layers, action) = match cli.command {
+        Command::Serve(flags) => (flags.apply(layers), Action::Serve),
+        Command::Demo(flags) => (flags.apply(layers), Action::Demo),
+        Command::Migrate(flags) => (flags.apply(layers), Action::Migrate),
+        Command::Audit(mut command) => (command.apply(layers), Action::Audit(Box::new(command))),
         Command::Pki(_) => unreachable_pki(),
     };
     let settings = match layers.resolve() {
@@ -136,14 +159,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return report(Err(anyhow::Error::from(error).context("starting Tokio"))),
     };
-    report(runtime.block_on(async move {
+    report_status(runtime.block_on(async move {
         let _telemetry = telemetry::init(settings.log_format, &settings.log_filter)?;
-        if migrate_only {
-            migrate(&settings).await
-        } else if demo_mode {
-            demo::run(settings, shutdown_signal()).await
-        } else {
-            serve(settings).await
+        let done = |()| ExitCode::SUCCESS;
+        match action {
+            Action::Migrate => migrate(&settings).await.map(done),
+            Action::Demo => demo::run(settings, shutdown_signal()).await.map(done),
+            Action::Serve => serve(settings).await.map(done),
+            Action::Audit(command) => audit::run(*command, &settings).await,
         }
     }))
 }
@@ -159,8 +182,12 @@ fn config_failure(error: &crate::config::ConfigError) -> ExitCode {
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
+    report_status(result.map(|()| ExitCode::SUCCESS))
+}
+
+fn report_status(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("safegate: {error:#}");
             ExitCode::FAILURE

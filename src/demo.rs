@@ -24,6 +24,10 @@ pub async fn run(
         .await
         .context("loading the demo case through the API")?;
     println!("{}", describe_case(&loaded));
+    match crate::walkthrough::play(addr, &pki_dir, &loaded).await {
+        Ok(text) => println!("{text}"),
+        Err(error) => println!("\nThe walk-through could not finish: {error:#}"),
+    }
     println!("{}", instructions(&settings));
     server.await.context("gateway task")?
 }

@@ -255,6 +255,19 @@ impl Registry {
             .join("\n")
     }
 
+    /// Ids of the registered systems that may assert `role`, sorted.
+    pub fn systems_with_role(&self, role: crate::domain::Role) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .systems
+            .values()
+            .filter(|s| s.roles.contains(&role))
+            .map(|s| s.id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Number of registered systems.
     pub fn len(&self) -> usize {
         self.systems.len()

@@ -15,15 +15,18 @@ use tonic_health::server::HealthReporter;
 use crate::api::audit::AuditApi;
 use crate::api::caller_layer::CallerLayer;
 use crate::api::identity::IdentityApi;
+use crate::api::notifications::NotificationApi;
 use crate::api::proto::{
     self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
-    identity_service_server::IdentityServiceServer, query_service_server::QueryServiceServer,
-    records_service_server::RecordsServiceServer,
+    identity_service_server::IdentityServiceServer,
+    notification_service_server::NotificationServiceServer,
+    query_service_server::QueryServiceServer, records_service_server::RecordsServiceServer,
 };
 use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
 use crate::config::Settings;
 use crate::domain::ledger::{CheckpointSigner, Ledger};
+use crate::domain::notify::Deliveries;
 use crate::domain::policy::PolicyHolder;
 use crate::domain::query::Queries;
 use crate::domain::records::Records;
@@ -152,11 +155,17 @@ impl Application {
                 self.ledger.clone(),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
+            .add_service(NotificationServiceServer::new(NotificationApi::new(
+                Deliveries::new(self.store.clone(), self.ledger.clone()),
+                self.ledger.clone(),
+            )))
             .add_service(QueryServiceServer::new(QueryApi::new(
                 Queries::new(
                     self.store.clone(),
                     Arc::clone(&self.policy),
                     self.ledger.clone(),
+                    self.registry
+                        .systems_with_role(crate::domain::Role::IgOfficer),
                 ),
                 self.ledger.clone(),
             )))
@@ -164,7 +173,7 @@ impl Application {
                 self.ledger.clone(),
             )))
             .add_service(RecordsServiceServer::new(RecordsApi::new(
-                Records::new(self.store.clone()),
+                Records::new(self.store.clone(), Arc::clone(&self.policy)),
                 self.ledger.clone(),
             )))
             .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal);

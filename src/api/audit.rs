@@ -1,20 +1,48 @@
 //! `safegate.v1.AuditService`: the disclosure log for information-governance officers.
 
+use std::pin::Pin;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::api::journal::{RequestMeta, answer, entry_for};
+use crate::api::journal::{HasContext, RequestMeta, answer, entry_for};
 use crate::api::practitioner;
 use crate::api::proto::{
-    self, GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest,
-    GetConsistencyProofResponse, GetEntryRequest, GetEntryResponse, GetInclusionProofRequest,
-    GetInclusionProofResponse, ListEntriesRequest, ListEntriesResponse, VerifyLogRequest,
-    VerifyLogResponse, audit_service_server::AuditService,
+    self, ExportEntriesRequest, ExportEntriesResponse, GetCheckpointRequest, GetCheckpointResponse,
+    GetConsistencyProofRequest, GetConsistencyProofResponse, GetEntryRequest, GetEntryResponse,
+    GetInclusionProofRequest, GetInclusionProofResponse, ListEntriesRequest, ListEntriesResponse,
+    ReleaseForSubjectAccessRequest, ReleaseForSubjectAccessResponse, ReviewBreakGlassRequest,
+    ReviewBreakGlassResponse, SubjectAccessReportRequest, SubjectAccessReportResponse,
+    VerifyLogRequest, VerifyLogResponse, audit_service_server::AuditService,
 };
 use crate::domain::ledger::audit::authorise;
+use crate::domain::ledger::export::ExportFormat;
+use crate::domain::ledger::review::{BreakGlassReview, ReviewOutcome, SubjectAccessRelease};
+use crate::domain::ledger::subject_access::ReportedDisclosure;
 use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::error::Error;
 use crate::registry::Caller;
 use crate::store::{EntryFilter, StoredEntry};
+
+// The journal's list of requests with a context covers the other services; these are
+// this service's newer requests.
+macro_rules! audit_context {
+    ($($request:ty),+ $(,)?) => {$(
+        impl HasContext for $request {
+            fn context(&self) -> Option<&proto::PractitionerContext> {
+                self.context.as_ref()
+            }
+        }
+    )+};
+}
+
+audit_context!(
+    ReviewBreakGlassRequest,
+    SubjectAccessReportRequest,
+    ReleaseForSubjectAccessRequest,
+    ExportEntriesRequest,
+);
 
 /// Largest page of entries.
 const PAGE_MAX: u32 = 1000;
@@ -92,7 +120,110 @@ impl From<StoredEntry> for proto::LogEntry {
             canonical: stored.text,
             leaf_hash: stored.leaf_hash,
             chain_hash: stored.chain_hash,
+            latest_review: stored.latest_review.map(Into::into),
         }
+    }
+}
+
+impl From<ReviewOutcome> for proto::ReviewOutcome {
+    fn from(outcome: ReviewOutcome) -> Self {
+        match outcome {
+            ReviewOutcome::Appropriate => proto::ReviewOutcome::Appropriate,
+            ReviewOutcome::Inappropriate => proto::ReviewOutcome::Inappropriate,
+        }
+    }
+}
+
+fn review_outcome(outcome: proto::ReviewOutcome) -> Result<ReviewOutcome, Error> {
+    match outcome {
+        proto::ReviewOutcome::Appropriate => Ok(ReviewOutcome::Appropriate),
+        proto::ReviewOutcome::Inappropriate => Ok(ReviewOutcome::Inappropriate),
+        proto::ReviewOutcome::Unspecified => Err(Error::invalid(
+            "outcome",
+            "must be REVIEW_OUTCOME_APPROPRIATE or REVIEW_OUTCOME_INAPPROPRIATE",
+        )),
+    }
+}
+
+fn export_format(format: proto::ExportFormat) -> Result<ExportFormat, Error> {
+    match format {
+        proto::ExportFormat::Jsonl => Ok(ExportFormat::Jsonl),
+        proto::ExportFormat::Csv => Ok(ExportFormat::Csv),
+        proto::ExportFormat::FhirNdjson => Ok(ExportFormat::Fhir),
+        proto::ExportFormat::Unspecified => Err(Error::invalid(
+            "format",
+            "must be EXPORT_FORMAT_JSONL, EXPORT_FORMAT_CSV or EXPORT_FORMAT_FHIR_NDJSON",
+        )),
+    }
+}
+
+impl From<BreakGlassReview> for proto::BreakGlassReview {
+    fn from(review: BreakGlassReview) -> Self {
+        proto::BreakGlassReview {
+            review_id: review.review_id,
+            entry_id: review.entry_id,
+            outcome: proto::ReviewOutcome::from(review.outcome).into(),
+            note: review.note,
+            reviewer_system_id: review.reviewer_system,
+            reviewer_practitioner_id: review.reviewer_id,
+            reviewed_at: review.reviewed_at,
+            review_entry_id: review.log_entry_id,
+        }
+    }
+}
+
+impl From<SubjectAccessRelease> for proto::SubjectAccessRelease {
+    fn from(release: SubjectAccessRelease) -> Self {
+        proto::SubjectAccessRelease {
+            release_id: release.release_id,
+            entry_id: release.entry_id,
+            note: release.note,
+            released_by_system_id: release.released_by_system,
+            released_by_practitioner_id: release.released_by_id,
+            released_at: release.released_at,
+            release_entry_id: release.log_entry_id,
+        }
+    }
+}
+
+impl From<ReportedDisclosure> for proto::SubjectAccessDisclosure {
+    fn from(d: ReportedDisclosure) -> Self {
+        proto::SubjectAccessDisclosure {
+            seq: d.seq,
+            entry_id: d.entry_id,
+            recorded_at: d.recorded_at,
+            kind: d.kind.as_str().into(),
+            decision: d.decision.as_str().into(),
+            agency: d.agency,
+            system_id: d.system_id,
+            role: d.role,
+            purpose: d.purpose,
+            lawful_basis: d.lawful_basis,
+            break_glass: d.break_glass,
+            released: d.released.into_iter().map(disclosed).collect(),
+            withheld: d.withheld.into_iter().map(disclosed).collect(),
+            released_for_subject_access: d.released_for_subject_access,
+        }
+    }
+}
+
+/// The export's filters, read exactly as ListEntries reads them.
+fn export_filters(request: &ExportEntriesRequest) -> ListEntriesRequest {
+    ListEntriesRequest {
+        context: None,
+        person_id: request.person_id.clone(),
+        agency: request.agency.clone(),
+        system_id: request.system_id.clone(),
+        practitioner_id: request.practitioner_id.clone(),
+        purpose: request.purpose.clone(),
+        kind: request.kind.clone(),
+        decision: request.decision.clone(),
+        break_glass: request.break_glass,
+        from_time: request.from_time.clone(),
+        to_time: request.to_time.clone(),
+        page_size: 0,
+        page_token: String::new(),
+        break_glass_unreviewed: request.break_glass_unreviewed,
     }
 }
 
@@ -139,9 +270,11 @@ fn filter(request: &ListEntriesRequest) -> Result<EntryFilter, Error> {
         kind: text(&request.kind),
         decision: text(&request.decision),
         break_glass: request.break_glass,
+        break_glass_unreviewed: request.break_glass_unreviewed,
         from: text(&request.from_time),
         to: text(&request.to_time),
         after_seq,
+        through_seq: None,
         limit,
     })
 }
@@ -263,6 +396,84 @@ impl AuditService for AuditApi {
                     checkpoint,
                 },
             })
+        })
+        .await
+    }
+
+    async fn review_break_glass(
+        &self,
+        request: Request<ReviewBreakGlassRequest>,
+    ) -> Result<Response<ReviewBreakGlassResponse>, Status> {
+        answer(&self.ledger, request, |caller, meta, request| async move {
+            let outcome = review_outcome(request.outcome())?;
+            let read = reader(&caller, &meta, request.context)?;
+            let review = self
+                .ledger
+                .review_break_glass(read, request.entry_id.trim(), outcome, &request.note)
+                .await?;
+            Ok(ReviewBreakGlassResponse {
+                review: Some(review.into()),
+            })
+        })
+        .await
+    }
+
+    async fn subject_access_report(
+        &self,
+        request: Request<SubjectAccessReportRequest>,
+    ) -> Result<Response<SubjectAccessReportResponse>, Status> {
+        answer(&self.ledger, request, |caller, meta, request| async move {
+            let read = reader(&caller, &meta, request.context)?;
+            let report = self
+                .ledger
+                .subject_access_report(read, &request.person_id)
+                .await?;
+            Ok(SubjectAccessReportResponse {
+                person_id: report.person_id,
+                disclosures: report.disclosures.into_iter().map(Into::into).collect(),
+                withheld_count: report.withheld_count,
+                report_entry_id: report.report_entry_id,
+                covers_through_seq: report.covers_through_seq,
+            })
+        })
+        .await
+    }
+
+    async fn release_for_subject_access(
+        &self,
+        request: Request<ReleaseForSubjectAccessRequest>,
+    ) -> Result<Response<ReleaseForSubjectAccessResponse>, Status> {
+        answer(&self.ledger, request, |caller, meta, request| async move {
+            let read = reader(&caller, &meta, request.context)?;
+            let release = self
+                .ledger
+                .release_for_subject_access(read, request.entry_id.trim(), &request.note)
+                .await?;
+            Ok(ReleaseForSubjectAccessResponse {
+                release: Some(release.into()),
+            })
+        })
+        .await
+    }
+
+    type ExportEntriesStream =
+        Pin<Box<dyn Stream<Item = Result<ExportEntriesResponse, Status>> + Send + 'static>>;
+
+    async fn export_entries(
+        &self,
+        request: Request<ExportEntriesRequest>,
+    ) -> Result<Response<Self::ExportEntriesStream>, Status> {
+        answer(&self.ledger, request, |caller, meta, request| async move {
+            let format = export_format(request.format())?;
+            let filter = filter(&export_filters(&request))?;
+            let read = reader(&caller, &meta, request.context)?;
+            let export = self.ledger.export(read, &filter, format).await?;
+            let chunks = ReceiverStream::new(export.chunks).map(|chunk| {
+                chunk
+                    .map(|data| ExportEntriesResponse { data })
+                    .map_err(Status::from)
+            });
+            Ok(Box::pin(chunks) as Self::ExportEntriesStream)
         })
         .await
     }

@@ -38,37 +38,36 @@ fn level(level: Level) -> proto::Level {
     }
 }
 
+/// A released fact on the wire: the fact at detail, or the indicator.
+pub(crate) fn fact_view(f: crate::domain::query::FactView) -> proto::FactView {
+    let (level, fact, indicator) = match f.shown {
+        Shown::Detail(fact) => (proto::Level::Detail, Some(fact.into()), None),
+        Shown::Indicator(i) => (
+            proto::Level::Indicator,
+            None,
+            Some(proto::Indicator {
+                owner_agency: proto::Agency::from(i.owner_agency).into(),
+                owner_system: i.owner_system,
+                team: i.team,
+                contact_route: i.contact_route,
+                current: true,
+            }),
+        ),
+    };
+    proto::FactView {
+        record_id: f.record_id,
+        category: f.category.as_str().into(),
+        level: level.into(),
+        fact,
+        indicator,
+        rule_id: f.rule_id,
+    }
+}
+
 fn person_view(view: crate::domain::query::PersonView) -> proto::PersonView {
     proto::PersonView {
         person_id: view.person_id,
-        facts: view
-            .facts
-            .into_iter()
-            .map(|f| {
-                let (level, fact, indicator) = match f.shown {
-                    Shown::Detail(fact) => (proto::Level::Detail, Some(fact.into()), None),
-                    Shown::Indicator(i) => (
-                        proto::Level::Indicator,
-                        None,
-                        Some(proto::Indicator {
-                            owner_agency: proto::Agency::from(i.owner_agency).into(),
-                            owner_system: i.owner_system,
-                            team: i.team,
-                            contact_route: i.contact_route,
-                            current: true,
-                        }),
-                    ),
-                };
-                proto::FactView {
-                    record_id: f.record_id,
-                    category: f.category.as_str().into(),
-                    level: level.into(),
-                    fact,
-                    indicator,
-                    rule_id: f.rule_id,
-                }
-            })
-            .collect(),
+        facts: view.facts.into_iter().map(fact_view).collect(),
         safeguarding_status: view.status.map(Into::into),
     }
 }

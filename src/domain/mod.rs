@@ -53,6 +53,7 @@ macro_rules! vocabulary {
 }
 
 pub mod ledger;
+pub mod notify;
 pub mod policy;
 mod practitioner;
 pub mod query;

@@ -26,7 +26,7 @@ pub struct Question {
 }
 
 /// Whom to contact about a fact shown as an indicator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Indicator {
     pub owner_agency: Agency,
     pub owner_system: String,
@@ -35,13 +35,13 @@ pub struct Indicator {
 }
 
 /// One fact as released.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Shown {
     Detail(Fact),
     Indicator(Indicator),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FactView {
     pub record_id: String,
     pub category: Category,
@@ -93,6 +93,8 @@ pub struct Queries {
     store: Store,
     policy: Arc<PolicyHolder>,
     ledger: Ledger,
+    /// The information-governance systems told of every break-glass access.
+    ig_systems: Arc<Vec<String>>,
 }
 
 /// The subject, the persons one link away and every current fact naming any of them.
@@ -123,11 +125,17 @@ impl Legitimacy {
 }
 
 impl Queries {
-    pub fn new(store: Store, policy: Arc<PolicyHolder>, ledger: Ledger) -> Self {
+    pub fn new(
+        store: Store,
+        policy: Arc<PolicyHolder>,
+        ledger: Ledger,
+        ig_systems: Vec<String>,
+    ) -> Self {
         Queries {
             store,
             policy,
             ledger,
+            ig_systems: Arc::new(ig_systems),
         }
     }
 
@@ -236,7 +244,19 @@ impl Queries {
         let notes = notes(&indicator_categories, &question, &policy, &legitimacy);
         let entry_id = entry.entry_id.clone();
         // Fail closed: the answer exists only once its entry is committed.
+        let subject_id = entry.subject_person_id.clone();
         self.ledger.append(entry).await?;
+        if matches!(legitimacy, Legitimacy::BreakGlass) {
+            // Rule 5: information governance is told of every break-glass access.
+            let notices = crate::domain::notify::break_glass(
+                &self.ig_systems,
+                &question.system.id,
+                &subject_id,
+                &entry_id,
+                &policy,
+            );
+            self.store.add_notices(&entry_id, &notices).await?;
+        }
 
         let mut views = views.into_iter();
         let subject = views
@@ -485,7 +505,7 @@ fn links_within(fact: &Fact, in_answer: &BTreeSet<&str>) -> bool {
 
 /// Whom to contact about a fact: its own team and route where it has them, else the
 /// owning agency's involvement with the same person, else the owning system.
-fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout>>) -> Indicator {
+pub(crate) fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout>>) -> Indicator {
     let own = match &about.fact {
         Fact::Involvement(f) => Some((f.team.clone(), f.contact_route.clone())),
         Fact::Iom(f) => Some((

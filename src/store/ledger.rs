@@ -2,11 +2,12 @@
 //! also stores the Merkle nodes it completes and a signed checkpoint, so the chain, the
 //! tree and the checkpoints always agree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
 use crate::domain::ledger::merkle::{self, Hash, NodeSource};
+use crate::domain::ledger::review::{Annotation, BreakGlassReview, ReviewOutcome};
 use crate::domain::ledger::{Checkpoint, CheckpointSigner, Entry, chain_hash, now};
 use crate::error::Error;
 use crate::store::{Backend, Store, database_error};
@@ -24,6 +25,9 @@ pub struct StoredEntry {
     pub text: String,
     pub leaf_hash: String,
     pub chain_hash: String,
+    /// For a break-glass entry: the latest IG review, if any (a later review supersedes
+    /// an earlier one).
+    pub latest_review: Option<BreakGlassReview>,
 }
 
 /// Which entries to list.
@@ -37,12 +41,27 @@ pub struct EntryFilter {
     pub kind: Option<String>,
     pub decision: Option<String>,
     pub break_glass: Option<bool>,
+    /// Only break-glass entries no IG officer has reviewed yet.
+    pub break_glass_unreviewed: bool,
     /// RFC 3339 bounds on `recorded_at`, inclusive from, exclusive to.
     pub from: Option<String>,
     pub to: Option<String>,
     /// Only entries with `seq` greater than this (cursor paging).
     pub after_seq: u64,
+    /// Only entries with `seq` up to this (a snapshot, e.g. a signed checkpoint's size).
+    pub through_seq: Option<u64>,
     pub limit: u32,
+}
+
+/// Rows bound in one `IN (...)` list.
+const IN_CHUNK: usize = 500;
+
+/// `$first, $first+1, ...` for `count` binds.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn hex_hash(text: &str) -> Result<Hash, Error> {
@@ -96,6 +115,17 @@ impl Store {
         entries: &[Entry],
         signer: &CheckpointSigner,
     ) -> Result<Vec<u64>, Error> {
+        let batch: Vec<(&Entry, Option<&Annotation>)> = entries.iter().map(|e| (e, None)).collect();
+        self.append_annotated(&batch, signer).await
+    }
+
+    /// Like [`Store::append_entries`], each entry with the record it describes (a
+    /// break-glass review, a release), inserted in the same transaction.
+    pub async fn append_annotated(
+        &self,
+        entries: &[(&Entry, Option<&Annotation>)],
+        signer: &CheckpointSigner,
+    ) -> Result<Vec<u64>, Error> {
         let mut tx = self.begin_write().await.map_err(database_error)?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -120,7 +150,7 @@ impl Store {
         let mut nodes = Nodes::Loaded(self.load_nodes(&mut tx, &frontier(size)).await?);
         let mut seqs = Vec::with_capacity(entries.len());
         let mut new_nodes = Vec::new();
-        for entry in entries {
+        for &(entry, annotation) in entries {
             let text = String::from_utf8(entry.canonical()).map_err(Error::internal)?;
             let leaf = merkle::leaf_hash(text.as_bytes());
             let chain = chain_hash(&previous, &leaf);
@@ -161,6 +191,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(database_error)?;
+            }
+            if let Some(annotation) = annotation {
+                insert_annotation(&mut tx, annotation).await?;
             }
             previous = chain;
             seqs.push(size);
@@ -296,13 +329,28 @@ impl Store {
                 " AND l.break_glass = 0"
             });
         }
+        if filter.break_glass_unreviewed {
+            sql.push_str(
+                " AND l.break_glass = 1 AND NOT EXISTS \
+                 (SELECT 1 FROM break_glass_review r WHERE r.entry_id = l.entry_id)",
+            );
+        }
+        if let Some(through) = filter.through_seq {
+            // A number we produced, not caller text: safe to inline.
+            sql.push_str(&format!(" AND l.seq <= {}", through.min(i64::MAX as u64)));
+        }
         sql.push_str(&format!(" ORDER BY l.seq LIMIT {}", filter.limit.max(1)));
         let mut query = sqlx::query(&sql).bind(filter.after_seq as i64);
         for value in &binds {
             query = query.bind(value);
         }
         let rows = query.fetch_all(&self.pool).await.map_err(database_error)?;
-        rows.iter().map(stored_entry_from_row).collect()
+        let mut entries = rows
+            .iter()
+            .map(stored_entry_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.attach_reviews(&mut entries).await?;
+        Ok(entries)
     }
 
     /// One entry by id.
@@ -314,7 +362,111 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(database_error)?;
-        row.as_ref().map(stored_entry_from_row).transpose()
+        let mut entries = row
+            .as_ref()
+            .map(stored_entry_from_row)
+            .transpose()?
+            .into_iter()
+            .collect::<Vec<_>>();
+        self.attach_reviews(&mut entries).await?;
+        Ok(entries.pop())
+    }
+
+    /// Fills in the latest review of each break-glass entry.
+    async fn attach_reviews(&self, entries: &mut [StoredEntry]) -> Result<(), Error> {
+        let ids: Vec<String> = entries
+            .iter()
+            .filter(|stored| stored.entry.break_glass)
+            .map(|stored| stored.entry.entry_id.clone())
+            .collect();
+        let mut latest = self.latest_reviews(&ids).await?;
+        for stored in entries {
+            stored.latest_review = latest.remove(&stored.entry.entry_id);
+        }
+        Ok(())
+    }
+
+    /// The latest review of each of `entry_ids` that has been reviewed: the newest by
+    /// time, and of two at the same instant the one logged later.
+    pub async fn latest_reviews(
+        &self,
+        entry_ids: &[String],
+    ) -> Result<HashMap<String, BreakGlassReview>, Error> {
+        let mut latest: HashMap<String, (i64, BreakGlassReview)> = HashMap::new();
+        for chunk in entry_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT r.review_id, r.entry_id, r.outcome, r.note, r.reviewer_system, \
+                 r.reviewer_id, r.reviewed_at, r.log_entry_id, l.seq \
+                 FROM break_glass_review r JOIN disclosure_log l ON l.entry_id = r.log_entry_id \
+                 WHERE r.entry_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.pool).await.map_err(database_error)? {
+                let outcome: String = row.try_get(2).map_err(database_error)?;
+                let review = BreakGlassReview {
+                    review_id: row.try_get(0).map_err(database_error)?,
+                    entry_id: row.try_get(1).map_err(database_error)?,
+                    outcome: ReviewOutcome::parse(&outcome)
+                        .ok_or_else(|| Error::internal("stored review outcome is unknown"))?,
+                    note: row.try_get(3).map_err(database_error)?,
+                    reviewer_system: row.try_get(4).map_err(database_error)?,
+                    reviewer_id: row.try_get(5).map_err(database_error)?,
+                    reviewed_at: row.try_get(6).map_err(database_error)?,
+                    log_entry_id: row.try_get(7).map_err(database_error)?,
+                };
+                let seq: i64 = row.try_get(8).map_err(database_error)?;
+                let newer = match latest.get(&review.entry_id) {
+                    Some((old_seq, old)) => {
+                        (&review.reviewed_at, seq) > (&old.reviewed_at, *old_seq)
+                    }
+                    None => true,
+                };
+                if newer {
+                    latest.insert(review.entry_id.clone(), (seq, review));
+                }
+            }
+        }
+        Ok(latest
+            .into_iter()
+            .map(|(id, (_, review))| (id, review))
+            .collect())
+    }
+
+    /// Which of `entry_ids` an IG officer has released for subject access.
+    pub async fn released_for_subject_access(
+        &self,
+        entry_ids: &[String],
+    ) -> Result<HashSet<String>, Error> {
+        let mut released = HashSet::new();
+        for chunk in entry_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT DISTINCT entry_id FROM subject_access_release WHERE entry_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            released.extend(query.fetch_all(&self.pool).await.map_err(database_error)?);
+        }
+        Ok(released)
+    }
+
+    /// The checkpoint of exactly `tree_size` entries, if one was signed.
+    pub async fn checkpoint_at(&self, tree_size: u64) -> Result<Option<Checkpoint>, Error> {
+        let row = sqlx::query(
+            "SELECT tree_size, root_hash, signed_at, signature, key_id FROM checkpoint \
+             WHERE tree_size = $1",
+        )
+        .bind(tree_size as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(database_error)?;
+        row.map(|row| checkpoint_from_row(&row)).transpose()
     }
 
     /// Every stored row from `after_seq`, as raw columns, for verification: `page` rows.
@@ -383,7 +535,45 @@ fn stored_entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, Error> 
         text,
         leaf_hash: row.try_get(2).map_err(database_error)?,
         chain_hash: row.try_get(3).map_err(database_error)?,
+        latest_review: None,
     })
+}
+
+async fn insert_annotation(
+    conn: &mut sqlx::AnyConnection,
+    annotation: &Annotation,
+) -> Result<(), Error> {
+    match annotation {
+        Annotation::Review(review) => sqlx::query(
+            "INSERT INTO break_glass_review (review_id, entry_id, outcome, note, \
+             reviewer_system, reviewer_id, reviewed_at, log_entry_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&review.review_id)
+        .bind(&review.entry_id)
+        .bind(review.outcome.as_str())
+        .bind(&review.note)
+        .bind(&review.reviewer_system)
+        .bind(&review.reviewer_id)
+        .bind(&review.reviewed_at)
+        .bind(&review.log_entry_id),
+        Annotation::Release(release) => sqlx::query(
+            "INSERT INTO subject_access_release (release_id, entry_id, note, \
+             released_by_system, released_by_id, released_at, log_entry_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&release.release_id)
+        .bind(&release.entry_id)
+        .bind(&release.note)
+        .bind(&release.released_by_system)
+        .bind(&release.released_by_id)
+        .bind(&release.released_at)
+        .bind(&release.log_entry_id),
+    }
+    .execute(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(())
 }
 
 fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Checkpoint, Error> {

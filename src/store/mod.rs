@@ -13,8 +13,10 @@ use sqlx::{AnyPool, Executor};
 use crate::error::Error;
 
 mod ledger;
+mod notices;
 mod records;
 pub use ledger::{EntryFilter, RawLogRow, StoredEntry};
+pub use notices::StoredNotice;
 pub use records::{FactAbout, PathedChange};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -57,6 +59,8 @@ pub struct Store {
     backend: Backend,
     /// The SQLite database file, watched by the readiness probe.
     sqlite_file: Option<PathBuf>,
+    /// Woken whenever this process commits notices, so subscribers deliver at once.
+    notices_committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -102,6 +106,7 @@ impl Store {
             pool,
             backend,
             sqlite_file,
+            notices_committed: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 

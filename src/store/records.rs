@@ -5,13 +5,16 @@ use sqlx::{AnyConnection, Row};
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::Agency;
+use crate::domain::notify::{self, Surroundings, Trigger};
+use crate::domain::policy::Policy;
 use crate::domain::records::facts::PersonDetails;
 use crate::domain::records::{
     Actor, Category, Change, ChangeKind, Day, EndReason, Fact, FactHistory, FactVersion,
     LegalStatus, LegalStatusType, LegalStatusVersion, Part, PersonRef, Receipt,
 };
 use crate::error::Error;
-use crate::store::{Store, database_error};
+use crate::store::notices::insert_notices;
+use crate::store::{Backend, Store, database_error};
 
 /// One change and the path of its fact in the request (`fact`, `facts[3]`), for messages.
 pub type PathedChange = (String, Change);
@@ -68,12 +71,13 @@ impl Store {
         client_request_id: &str,
         request_sha256: &str,
         changes: &[PathedChange],
+        policy: &Policy,
     ) -> Result<Vec<Receipt>, Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
-                .try_apply(actor, client_request_id, request_sha256, changes)
+                .try_apply(actor, client_request_id, request_sha256, changes, policy)
                 .await
             {
                 Ok(receipts) => return Ok(receipts),
@@ -94,6 +98,7 @@ impl Store {
         client_request_id: &str,
         request_sha256: &str,
         changes: &[PathedChange],
+        policy: &Policy,
     ) -> Result<Vec<Receipt>, Failure> {
         let mut tx = self.begin_write().await?;
         let earlier = sqlx::query(
@@ -121,8 +126,9 @@ impl Store {
 
         let at = now();
         let mut receipts = Vec::with_capacity(changes.len());
+        let mut notices_added = false;
         for (path, change) in changes {
-            let receipt = match change {
+            let (receipt, stored) = match change {
                 Change::Publish(fact) => {
                     publish(&mut tx, actor, path, fact.clone(), &at, client_request_id).await?
                 }
@@ -155,6 +161,16 @@ impl Store {
                     .await?
                 }
             };
+            if notify::may_notify(stored.category()) {
+                let kind = match change {
+                    Change::Publish(_) => ChangeKind::Published,
+                    Change::Update { .. } => ChangeKind::Updated,
+                    Change::End { .. } => ChangeKind::Ended,
+                };
+                notices_added |=
+                    raise_notices(&mut tx, self.backend, actor, &receipt, stored, kind, policy)
+                        .await?;
+            }
             receipts.push(receipt);
         }
         sqlx::query(
@@ -170,6 +186,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if notices_added {
+            self.notices_committed.notify_waiters();
+        }
         Ok(receipts)
     }
 
@@ -586,7 +605,7 @@ async fn publish(
     mut fact: Fact,
     at: &str,
     client_request_id: &str,
-) -> Result<Receipt, Failure> {
+) -> Result<(Receipt, Fact), Failure> {
     let person_ids = resolve_refs(conn, actor, path, &mut fact, at).await?;
     check_references(conn, actor, path, &fact, at, client_request_id).await?;
     let record_id = new_id();
@@ -610,11 +629,14 @@ async fn publish(
         changed_fields: "*".into(),
     };
     insert_version(conn, actor, new, at, client_request_id).await?;
-    Ok(Receipt {
-        record_id,
-        version: 1,
-        person_ids,
-    })
+    Ok((
+        Receipt {
+            record_id,
+            version: 1,
+            person_ids,
+        },
+        fact,
+    ))
 }
 
 /// Loads a record the actor's agency owns and may still change.
@@ -649,7 +671,7 @@ async fn update(
     mut fact: Fact,
     at: &str,
     client_request_id: &str,
-) -> Result<Receipt, Failure> {
+) -> Result<(Receipt, Fact), Failure> {
     let head = changeable_head(conn, actor, record_id).await?;
     if head.category != fact.category() {
         return Err(Error::invalid(
@@ -675,11 +697,14 @@ async fn update(
     };
     insert_version(conn, actor, new, at, client_request_id).await?;
     set_head(conn, record_id, version, false).await?;
-    Ok(Receipt {
-        record_id: record_id.to_owned(),
-        version,
-        person_ids,
-    })
+    Ok((
+        Receipt {
+            record_id: record_id.to_owned(),
+            version,
+            person_ids,
+        },
+        fact,
+    ))
 }
 
 async fn end(
@@ -690,7 +715,7 @@ async fn end(
     reason: EndReason,
     at: &str,
     client_request_id: &str,
-) -> Result<Receipt, Failure> {
+) -> Result<(Receipt, Fact), Failure> {
     let head = changeable_head(conn, actor, record_id).await?;
     let mut fact = current_payload(conn, record_id, head.current_version).await?;
     fact.end(day, reason);
@@ -710,11 +735,14 @@ async fn end(
         .into_iter()
         .filter_map(|(_, p)| p.person_id().map(str::to_owned))
         .collect();
-    Ok(Receipt {
-        record_id: record_id.to_owned(),
-        version,
-        person_ids,
-    })
+    Ok((
+        Receipt {
+            record_id: record_id.to_owned(),
+            version,
+            person_ids,
+        },
+        fact,
+    ))
 }
 
 async fn set_head(
@@ -763,41 +791,106 @@ impl Store {
     /// Every current (not ended) fact that names `person_id` in any part, oldest first:
     /// a link is found from either side.
     pub async fn current_facts_naming(&self, person_id: &str) -> Result<Vec<FactAbout>, Error> {
-        let rows = sqlx::query(
-            "SELECT r.record_id, r.current_version, r.owner_agency, r.owner_system, p.part, \
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
+        facts_naming(&mut conn, person_id).await
+    }
+}
+
+/// [`Store::current_facts_naming`] on a given connection (inside a transaction).
+pub(crate) async fn facts_naming(
+    conn: &mut AnyConnection,
+    person_id: &str,
+) -> Result<Vec<FactAbout>, Error> {
+    let rows = sqlx::query(
+        "SELECT r.record_id, r.current_version, r.owner_agency, r.owner_system, p.part, \
              v.payload \
              FROM record_person p \
              JOIN record r ON r.record_id = p.record_id AND r.current_version = p.version \
              JOIN record_version v ON v.record_id = r.record_id AND v.version = r.current_version \
              WHERE p.person_id = $1 AND r.ended = 0 \
              ORDER BY r.created_at, r.record_id, p.part",
-        )
-        .bind(person_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(database_error)?;
-        let mut facts: Vec<FactAbout> = Vec::new();
-        for row in rows {
-            let record_id: String = row.try_get(0).map_err(database_error)?;
-            let part: String = row.try_get(4).map_err(database_error)?;
-            let part = Part::parse(&part)
-                .ok_or_else(|| Error::internal(format!("unknown part {part}")))?;
-            if let Some(last) = facts.last_mut().filter(|f| f.record_id == record_id) {
-                last.parts.push(part);
-                continue;
-            }
-            let owner: String = row.try_get(2).map_err(database_error)?;
-            let payload: String = row.try_get(5).map_err(database_error)?;
-            facts.push(FactAbout {
-                record_id,
-                version: row.try_get(1).map_err(database_error)?,
-                owner: Agency::parse(&owner)
-                    .ok_or_else(|| Error::internal(format!("unknown agency {owner}")))?,
-                owner_system: row.try_get(3).map_err(database_error)?,
-                parts: vec![part],
-                fact: decode(&payload)?,
-            });
+    )
+    .bind(person_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    let mut facts: Vec<FactAbout> = Vec::new();
+    for row in rows {
+        let record_id: String = row.try_get(0).map_err(database_error)?;
+        let part: String = row.try_get(4).map_err(database_error)?;
+        let part =
+            Part::parse(&part).ok_or_else(|| Error::internal(format!("unknown part {part}")))?;
+        if let Some(last) = facts.last_mut().filter(|f| f.record_id == record_id) {
+            last.parts.push(part);
+            continue;
         }
-        Ok(facts)
+        let owner: String = row.try_get(2).map_err(database_error)?;
+        let payload: String = row.try_get(5).map_err(database_error)?;
+        facts.push(FactAbout {
+            record_id,
+            version: row.try_get(1).map_err(database_error)?,
+            owner: Agency::parse(&owner)
+                .ok_or_else(|| Error::internal(format!("unknown agency {owner}")))?,
+            owner_system: row.try_get(3).map_err(database_error)?,
+            parts: vec![part],
+            fact: decode(&payload)?,
+        });
     }
+    Ok(facts)
+}
+
+/// Plans the notices a stored fact raises and writes them in the same transaction, so a
+/// crash after commit loses none. Returns whether any were written.
+async fn raise_notices(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    actor: &Actor,
+    receipt: &Receipt,
+    fact: Fact,
+    change: ChangeKind,
+    policy: &Policy,
+) -> Result<bool, Failure> {
+    let mut world: Surroundings = Surroundings::new();
+    let mut named = fact.clone();
+    let persons: Vec<String> = named
+        .person_refs_mut()
+        .into_iter()
+        .filter_map(|(_, p)| p.person_id().map(str::to_owned))
+        .collect();
+    for person in &persons {
+        if world.contains_key(person) {
+            continue;
+        }
+        let facts = facts_naming(conn, person).await?;
+        let linked: Vec<String> = facts
+            .iter()
+            .filter_map(|about| match &about.fact {
+                Fact::Link(link) => Some([link.from.clone(), link.to.clone()]),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|p| p.person_id().map(str::to_owned))
+            .collect();
+        world.insert(person.clone(), facts);
+        for other in linked {
+            if let std::collections::hash_map::Entry::Vacant(slot) = world.entry(other) {
+                let facts = facts_naming(conn, slot.key()).await?;
+                slot.insert(facts);
+            }
+        }
+    }
+    let trigger = Trigger {
+        about: FactAbout {
+            record_id: receipt.record_id.clone(),
+            version: receipt.version,
+            owner: actor.agency,
+            owner_system: actor.system_id.clone(),
+            parts: Vec::new(),
+            fact,
+        },
+        change,
+    };
+    let notices = notify::plan(&trigger, &world, policy);
+    insert_notices(conn, backend, &receipt.record_id, &notices).await?;
+    Ok(!notices.is_empty())
 }

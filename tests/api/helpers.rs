@@ -140,6 +140,8 @@ pub struct TestGateway {
     pub pki: TestPki,
     pub database: TestDatabase,
     store: safegate::store::Store,
+    data_dir: PathBuf,
+    policy_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -156,6 +158,16 @@ pub async fn spawn_gateway_with_policy(policy_dir: &Path) -> TestGateway {
     let pki = TestPki::new();
     let data_dir = temp_dir("data");
     let database = TestDatabase::create(&data_dir).await;
+    start(pki, database, data_dir, policy_dir.to_owned()).await
+}
+
+/// Runs a gateway on an existing PKI and database.
+async fn start(
+    pki: TestPki,
+    database: TestDatabase,
+    data_dir: PathBuf,
+    policy_dir: PathBuf,
+) -> TestGateway {
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/registry.toml");
     let settings = Layers::defaults()
         .flag("listen_addr", Some("127.0.0.1:0".into()))
@@ -180,8 +192,37 @@ pub async fn spawn_gateway_with_policy(policy_dir: &Path) -> TestGateway {
         pki,
         database,
         store,
+        data_dir,
+        policy_dir,
         shutdown: Some(tx),
         handle: Some(handle),
+    }
+}
+
+impl TestGateway {
+    /// Stops this gateway abruptly (no drain) and starts a new process-equivalent on the
+    /// same PKI and database, as after a crash and restart.
+    pub async fn crash_and_restart(mut self) -> TestGateway {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+        self.shutdown.take();
+        self.store.close().await;
+        let pki = std::mem::replace(&mut self.pki, TestPki::new());
+        let database = std::mem::replace(
+            &mut self.database,
+            TestDatabase::Sqlite {
+                file: PathBuf::new(),
+            },
+        );
+        start(
+            pki,
+            database,
+            self.data_dir.clone(),
+            self.policy_dir.clone(),
+        )
+        .await
     }
 }
 

@@ -3,13 +3,20 @@
 //! names a server. Set `TEST_LOG=1` to see the gateway's logs.
 
 mod helpers;
+mod ig_support;
 
+mod audit_cli;
+mod break_glass_review;
 mod case;
 mod configuration;
+mod durability;
 mod health;
 mod identity;
 mod ledger;
+mod log_export;
+mod notifications;
 mod query;
 mod records;
 mod reflection;
+mod subject_access;
 mod transport;

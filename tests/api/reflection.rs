@@ -41,6 +41,7 @@ async fn reflection_lists_the_services() {
             "safegate.v1.AdminService",
             "safegate.v1.AuditService",
             "safegate.v1.IdentityService",
+            "safegate.v1.NotificationService",
             "safegate.v1.QueryService",
             "safegate.v1.RecordsService",
         ]

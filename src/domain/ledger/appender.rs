@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::ledger::review::Annotation;
 use crate::domain::ledger::{CheckpointSigner, Entry};
 use crate::error::Error;
 use crate::store::Store;
@@ -24,6 +25,8 @@ pub struct Appended {
 
 struct Pending {
     entry: Entry,
+    /// A record committed in the same transaction as the entry that records it.
+    annotation: Option<Annotation>,
     reply: oneshot::Sender<Result<u64, Error>>,
 }
 
@@ -59,10 +62,32 @@ impl Ledger {
     /// Appends an entry and waits until it is durably committed. If it cannot be, the
     /// caller gets UNAVAILABLE and must release nothing.
     pub async fn append(&self, entry: Entry) -> Result<Appended, Error> {
+        self.commit(entry, None).await
+    }
+
+    /// Appends an entry together with the record it describes (a break-glass review, a
+    /// release): both commit in one transaction, or neither does.
+    pub async fn append_annotated(
+        &self,
+        entry: Entry,
+        annotation: Annotation,
+    ) -> Result<Appended, Error> {
+        self.commit(entry, Some(annotation)).await
+    }
+
+    async fn commit(
+        &self,
+        entry: Entry,
+        annotation: Option<Annotation>,
+    ) -> Result<Appended, Error> {
         let entry_id = entry.entry_id.clone();
         let (reply, committed) = oneshot::channel();
         self.queue
-            .send(Pending { entry, reply })
+            .send(Pending {
+                entry,
+                annotation,
+                reply,
+            })
             .await
             .map_err(|_| unavailable())?;
         let seq = committed.await.map_err(|_| unavailable())??;
@@ -100,8 +125,13 @@ async fn commit_loop(
                 Err(_) => break,
             }
         }
-        let entries: Vec<Entry> = batch.iter().map(|p| p.entry.clone()).collect();
-        match store.append_entries(&entries, &signer).await {
+        let entries: Vec<(&Entry, Option<&Annotation>)> = batch
+            .iter()
+            .map(|p| (&p.entry, p.annotation.as_ref()))
+            .collect();
+        let appended = store.append_annotated(&entries, &signer).await;
+        drop(entries);
+        match appended {
             Ok(seqs) => {
                 for (pending, seq) in batch.drain(..).zip(seqs) {
                     let _ = pending.reply.send(Ok(seq));

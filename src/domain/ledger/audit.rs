@@ -3,6 +3,9 @@
 //! never case data; every read is itself written to the log before it is answered.
 
 use crate::domain::ledger::merkle::Hash;
+use crate::domain::ledger::review::{
+    Annotation, BreakGlassReview, RELEASE_RULE, REVIEW_RULE, ReviewOutcome, SubjectAccessRelease,
+};
 use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
 use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::domain::{Practitioner, Purpose, Role};
@@ -11,6 +14,11 @@ use crate::store::{EntryFilter, Store, StoredEntry};
 
 /// Rows read per page while verifying.
 const VERIFY_PAGE: u32 = 10_000;
+/// Longest review or release note, in characters.
+const NOTE_MAX: usize = 4000;
+/// The agency whose entries are held back from subject-access reports until released:
+/// disclosures to a law-enforcement body (DPA 2018 Part 3, s45(4) restrictions).
+pub const LAW_ENFORCEMENT_AGENCY: &str = "police";
 
 /// Refuses anyone but an IG officer acting for the purpose of audit.
 pub fn authorise(practitioner: &Practitioner) -> Result<(), Error> {
@@ -91,6 +99,78 @@ impl Ledger {
             })?;
         self.record_read(read, &[&stored]).await?;
         Ok(stored)
+    }
+
+    /// Records an IG officer's finding on a break-glass entry (`read` describes the
+    /// reviewer). Only break-glass entries are reviewed; a later review supersedes an
+    /// earlier one and neither is ever changed.
+    pub async fn review_break_glass(
+        &self,
+        mut read: Entry,
+        entry_id: &str,
+        outcome: ReviewOutcome,
+        note: &str,
+    ) -> Result<BreakGlassReview, Error> {
+        let note = checked_note(note)?;
+        let reviewed = self.existing(entry_id).await?;
+        if !reviewed.entry.break_glass {
+            return Err(Error::FailedPrecondition {
+                rule: "audit.review_needs_break_glass",
+                reason: "only entries made under break-glass are reviewed".into(),
+            });
+        }
+        read.kind = EntryKind::Review;
+        read.decision = Decision::Released;
+        read.rule_ids = vec![REVIEW_RULE.into()];
+        read.subject_person_id = reviewed.entry.subject_person_id.clone();
+        read.released = vec![log_record(&reviewed, REVIEW_RULE)];
+        read.reason = format!("break-glass use reviewed: {outcome}");
+        read.justification = note.to_owned();
+        let review = BreakGlassReview::recorded_by(&read, entry_id, outcome, note);
+        self.append_annotated(read, Annotation::Review(review.clone()))
+            .await?;
+        Ok(review)
+    }
+
+    /// Releases a law-enforcement entry for subject-access reports (`read` describes the
+    /// IG officer). Only entries held back from those reports can be released.
+    pub async fn release_for_subject_access(
+        &self,
+        mut read: Entry,
+        entry_id: &str,
+        note: &str,
+    ) -> Result<SubjectAccessRelease, Error> {
+        let note = checked_note(note)?;
+        let released = self.existing(entry_id).await?;
+        if released.entry.agency != LAW_ENFORCEMENT_AGENCY {
+            return Err(Error::FailedPrecondition {
+                rule: "audit.release_not_withheld",
+                reason: "only law-enforcement entries are held back from subject-access \
+                         reports, so only they are released"
+                    .into(),
+            });
+        }
+        read.kind = EntryKind::Review;
+        read.decision = Decision::Released;
+        read.rule_ids = vec![RELEASE_RULE.into()];
+        read.subject_person_id = released.entry.subject_person_id.clone();
+        read.released = vec![log_record(&released, RELEASE_RULE)];
+        read.reason = "law-enforcement entry released for subject access".into();
+        read.justification = note.to_owned();
+        let release = SubjectAccessRelease::recorded_by(&read, entry_id, note);
+        self.append_annotated(read, Annotation::Release(release.clone()))
+            .await?;
+        Ok(release)
+    }
+
+    async fn existing(&self, entry_id: &str) -> Result<StoredEntry, Error> {
+        self.store()
+            .entry(entry_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                field: "entry_id".into(),
+                reason: "no disclosure-log entry has this id".into(),
+            })
     }
 
     /// The latest signed checkpoint.
@@ -188,6 +268,34 @@ impl Ledger {
             Err(error) => Err(error),
         }
     }
+}
+
+/// A log entry as a record the IG officer saw.
+pub(crate) fn log_record(stored: &StoredEntry, rule: &str) -> Disclosed {
+    Disclosed {
+        person_id: stored.entry.subject_person_id.clone(),
+        record_id: stored.entry.entry_id.clone(),
+        category: "disclosure_log".into(),
+        level: "detail".into(),
+        rule_id: rule.into(),
+    }
+}
+
+fn checked_note(note: &str) -> Result<&str, Error> {
+    let note = note.trim();
+    if note.is_empty() {
+        return Err(Error::invalid(
+            "note",
+            "must say why: the note is what a later reader relies on",
+        ));
+    }
+    if note.chars().count() > NOTE_MAX {
+        return Err(Error::invalid(
+            "note",
+            format!("must be at most {NOTE_MAX} characters"),
+        ));
+    }
+    Ok(note)
 }
 
 async fn latest(store: &Store) -> Result<Checkpoint, Error> {

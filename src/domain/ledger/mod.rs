@@ -5,7 +5,11 @@
 mod appender;
 pub mod audit;
 pub mod checkpoint;
+pub mod export;
+mod fhir;
 pub mod merkle;
+pub mod review;
+pub mod subject_access;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,9 @@ vocabulary! {
         Export => "export",
         LogRead => "log_read",
         Refusal => "refusal",
+        /// An IG officer's record about an earlier entry: a break-glass review or a
+        /// release for subject access (its rule id says which).
+        Review => "review",
     }
 }
 

@@ -1,7 +1,11 @@
 //! Publishing, updating and ending facts: checks that need no database, then one atomic
 //! store call.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
+
+use crate::domain::policy::PolicyHolder;
 
 use crate::domain::Agency;
 use crate::domain::records::Day;
@@ -20,11 +24,13 @@ const CLIENT_REQUEST_ID_MAX: usize = 128;
 #[derive(Debug, Clone)]
 pub struct Records {
     store: Store,
+    policy: Arc<PolicyHolder>,
 }
 
 impl Records {
-    pub fn new(store: Store) -> Self {
-        Records { store }
+    /// Notices raised by stored facts are shaped by `policy`.
+    pub fn new(store: Store, policy: Arc<PolicyHolder>) -> Self {
+        Records { store, policy }
     }
 
     /// Applies the changes of one request atomically. Every fact is validated first, and
@@ -74,7 +80,10 @@ impl Records {
             return Err(Error::InvalidArgument(violations));
         }
         let digest = request_digest(&changes)?;
-        self.store.apply_changes(actor, id, &digest, &changes).await
+        let policy = self.policy.current();
+        self.store
+            .apply_changes(actor, id, &digest, &changes, &policy)
+            .await
     }
 
     /// Every version of a fact, for the agency that owns it.
