@@ -21,7 +21,8 @@
 //! (`school_dsl`), 33 health visiting teams (`health_visitor`) and 33 Children's Services
 //! teams (`social_worker`). The sharing policy is the repository's `policies/`.
 //!
-//! **The fan-out.** One adult (published by `police-iom`) is `parent_of` 100 children;
+//! **The fan-out.** One adult (published by `police-iom`, with its involvement: the team
+//! and contact route a police indicator names) is `parent_of` 100 children;
 //! `childrens-services` publishes the children, the links and a child-in-need legal
 //! status for each (so every child is known to Children's Services). Receiving system
 //! *i* then publishes its own fact about child *i*: an education placement (school), a
@@ -863,6 +864,25 @@ async fn run_against(
             police_context(),
             "bench-notify/adult".into(),
             person(&adult_nhs, "Adult", "1985-02-03"),
+        ),
+    )
+    .await?;
+    // The police team working with the adult: what a police indicator's contact route is
+    // taken from (without it the indicator names the system and no route).
+    step(
+        "publishing the police involvement with the adult",
+        publish(
+            &mut police,
+            police_context(),
+            "bench-notify/adult-involvement".into(),
+            Category::Involvement(proto::Involvement {
+                person: nhs_ref(&adult_nhs),
+                team: "Police domestic abuse unit".into(),
+                contact_route: "da.unit@police.example.test".into(),
+                practitioner_id: "IOM-0001".into(),
+                start_date: "2024-01-02".into(),
+                end_date: String::new(),
+            }),
         ),
     )
     .await?;

@@ -1,7 +1,9 @@
-//! The `safegate` command line: `serve`, `migrate`, `pki init`, `demo` and `audit`.
+//! The `safegate` command line: `serve`, `migrate`, `pki init`, `demo`, `audit` and
+//! `query`.
 //! Each group of subcommands beyond the basics lives in its own module under `cli/`.
 
 mod audit;
+mod query;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +42,9 @@ enum Command {
     /// Each use is itself written to the log, as the operator (system `cli`).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Ask the running gateway about a person as a demo agency system (dev certificates):
+    /// the answer in words, or with --explain what would be released and why.
+    Query(query::QueryArgs),
 }
 
 /// What to run once settings are resolved.
@@ -48,6 +53,7 @@ enum Action {
     Demo,
     Migrate,
     Audit(Box<audit::AuditCommand>),
+    Query(Box<query::QueryArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +155,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(flags) => (flags.apply(layers), Action::Demo),
         Command::Migrate(flags) => (flags.apply(layers), Action::Migrate),
         Command::Audit(mut command) => (command.apply(layers), Action::Audit(Box::new(command))),
+        Command::Query(args) => (args.apply(layers), Action::Query(Box::new(args))),
         Command::Pki(_) => unreachable_pki(),
     };
     let settings = match layers.resolve() {
@@ -167,6 +174,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Action::Demo => demo::run(settings, shutdown_signal()).await.map(done),
             Action::Serve => serve(settings).await.map(done),
             Action::Audit(command) => audit::run(*command, &settings).await,
+            Action::Query(args) => query::run(*args, &settings).await.map(done),
         }
     }))
 }

@@ -41,7 +41,8 @@ fn names(case: &LoadedCase) -> HashMap<String, String> {
         .collect()
 }
 
-fn describe(answer: &QueryResponse, names: &HashMap<String, String>) -> String {
+/// An answer in words: per person, status, facts in detail and indicators with whom to ask.
+pub(crate) fn describe(answer: &QueryResponse, names: &HashMap<String, String>) -> String {
     let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| "someone".into());
     let mut out = String::new();
     let views = answer

@@ -560,9 +560,9 @@ fn notes(
         .map(|category| {
             let rule = policy.level(&question.system.id, role, *category).rule_id;
             format!(
-                "{} is shown only as an indicator: as a {} you may know that it exists and \
-                 whom to contact, not what it says; contact the team named to discuss it \
-                 (rule {rule}).",
+                "{} is shown only as an indicator: your role ({}) may know that it exists \
+                 and whom to contact, not what it says; contact the team named to discuss \
+                 it (rule {rule}).",
                 describe(*category),
                 role.as_str().replace('_', " "),
             )

@@ -415,7 +415,7 @@ async fn killing_the_gateway_during_load_loses_no_acknowledged_entry() {
 
 async fn kill_during_load() {
     const TASKS: usize = 16;
-    const BEFORE_KILL: usize = 400;
+    const BEFORE_KILL: usize = 1000;
     let deployment = Deployment::new("kill").await;
     let mut gateway = deployment.serve("first").await;
     let killed = Arc::new(AtomicBool::new(false));

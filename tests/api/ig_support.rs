@@ -90,7 +90,6 @@ pub async fn break_glass_query(gateway: &TestGateway) -> String {
             purpose: Purpose::ChildSafeguarding.into(),
             break_glass: true,
             justification: "Ben disclosed at breakfast club that his father visits at night".into(),
-            ..Default::default()
         },
     )
     .await

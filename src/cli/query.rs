@@ -1,0 +1,174 @@
+//! `safegate query`: try the Query and Explain RPCs as a demo agency system, with the
+//! dev certificates, and read the answer in words.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::api::proto::{
+    self, ExplainRequest, PersonRef, PractitionerContext, QueryRequest,
+    query_service_client::QueryServiceClient,
+};
+use crate::config::{Layers, Settings};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum By {
+    /// NHS number.
+    Nhs,
+    /// Police National Computer id.
+    Pnc,
+    /// Gateway person id.
+    PersonId,
+}
+
+/// Ask the running gateway about a person, as one agency system.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The agency system to call as: its certificate `<system>.pem` in the PKI dir.
+    #[arg(long)]
+    system: String,
+    /// Practitioner role, e.g. iom_officer, health_visitor, school_dsl.
+    #[arg(long)]
+    role: String,
+    /// Purpose: child_safeguarding, offender_management, order_enforcement.
+    #[arg(long, default_value = "child_safeguarding")]
+    purpose: String,
+    /// The practitioner's agency id.
+    #[arg(long, default_value = "CLI-0001")]
+    practitioner: String,
+    /// How the subject is named.
+    #[arg(long, value_enum, default_value = "nhs")]
+    by: By,
+    /// The subject's identifier (or person id with --by person-id).
+    subject: String,
+    /// Ask for a dry run (Explain) instead of the answer.
+    #[arg(long)]
+    explain: bool,
+    /// Break-glass access; needs --justification.
+    #[arg(long)]
+    break_glass: bool,
+    #[arg(long, default_value = "")]
+    justification: String,
+    /// Gateway address (default: the configured listen address).
+    #[arg(long)]
+    addr: Option<String>,
+    /// PKI directory with ca.pem and the system's certificate (default DATA_DIR/pki).
+    #[arg(long)]
+    pki_dir: Option<String>,
+}
+
+impl QueryArgs {
+    pub fn apply(&self, layers: Layers) -> Layers {
+        layers
+            .flag("listen_addr", self.addr.clone())
+            .flag("pki_dir", self.pki_dir.clone())
+    }
+}
+
+fn wire_enum(word: &str, prefix: &str, parse: impl Fn(&str) -> Option<i32>) -> anyhow::Result<i32> {
+    parse(&format!("{prefix}{}", word.to_ascii_uppercase())).with_context(|| {
+        format!(
+            "`{word}` is not a known {}",
+            prefix.trim_end_matches('_').to_lowercase()
+        )
+    })
+}
+
+/// Calls Query or Explain and prints the answer.
+pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
+    let pki_dir: PathBuf = settings.pki_dir.clone();
+    let channel = crate::case::channel(settings.listen_addr, &pki_dir, &args.system).await?;
+    let mut client = QueryServiceClient::new(channel);
+    let context = PractitionerContext {
+        practitioner_id: args.practitioner.clone(),
+        role: wire_enum(&args.role, "ROLE_", |n| {
+            proto::Role::from_str_name(n).map(|r| r as i32)
+        })?,
+        purpose: wire_enum(&args.purpose, "PURPOSE_", |n| {
+            proto::Purpose::from_str_name(n).map(|p| p as i32)
+        })?,
+        justification: args.justification.clone(),
+        break_glass: args.break_glass,
+    };
+    let identifier = |scheme: proto::IdentifierScheme| {
+        proto::person_ref::Ref::Identifier(proto::Identifier {
+            scheme: scheme.into(),
+            value: args.subject.clone(),
+            namespace: String::new(),
+        })
+    };
+    let subject = Some(PersonRef {
+        r#ref: Some(match args.by {
+            By::Nhs => identifier(proto::IdentifierScheme::NhsNumber),
+            By::Pnc => identifier(proto::IdentifierScheme::PncId),
+            By::PersonId => proto::person_ref::Ref::PersonId(args.subject.clone()),
+        }),
+    });
+    if args.explain {
+        let explanation = client
+            .explain(ExplainRequest {
+                context: Some(context),
+                subject,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+            .into_inner();
+        if explanation.would_answer {
+            println!("A query would be answered ({}).", explanation.legitimacy);
+            println!(
+                "Lawful basis: {} (rule {})",
+                explanation.lawful_basis, explanation.purpose_rule_id
+            );
+        } else {
+            println!(
+                "A query would be refused by rule `{}`: {}",
+                explanation.refusal_rule_id, explanation.refusal_reason
+            );
+        }
+        for category in &explanation.categories {
+            let level = proto::Level::try_from(category.level)
+                .map(|l| l.as_str_name().trim_start_matches("LEVEL_").to_lowercase())
+                .unwrap_or_default();
+            println!(
+                "  {:<22} {:<9} {}",
+                category.category, level, category.rule_id
+            );
+        }
+        println!(
+            "Logged as disclosure-log entry {} (dry run).",
+            explanation.disclosure_entry_id
+        );
+        return Ok(());
+    }
+    let answer = client
+        .query(QueryRequest {
+            context: Some(context),
+            subject,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    // Names come from person details the role may see; otherwise the person id is shown.
+    let mut names = std::collections::HashMap::new();
+    let views = answer
+        .subject
+        .iter()
+        .chain(answer.linked.iter().filter_map(|l| l.person.as_ref()));
+    for view in views {
+        for fact in &view.facts {
+            if let Some(proto::fact::Category::Person(details)) =
+                fact.fact.as_ref().and_then(|f| f.category.as_ref())
+            {
+                names.insert(
+                    view.person_id.clone(),
+                    format!("{} {}", details.given_name, details.family_name),
+                );
+            }
+        }
+    }
+    print!("{}", crate::walkthrough::describe(&answer, &names));
+    println!("Lawful basis: {}", answer.lawful_basis);
+    println!("Policy version: {}", answer.policy_version);
+    Ok(())
+}
