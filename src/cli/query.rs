@@ -121,10 +121,8 @@ pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
                 explanation.lawful_basis, explanation.purpose_rule_id
             );
         } else {
-            println!(
-                "A query would be refused by rule `{}`: {}",
-                explanation.refusal_rule_id, explanation.refusal_reason
-            );
+            // The reason names its rule already.
+            println!("A query would be {}", explanation.refusal_reason);
         }
         for category in &explanation.categories {
             let level = proto::Level::try_from(category.level)
