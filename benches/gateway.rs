@@ -105,8 +105,12 @@ fn main() -> Result<()> {
         .context("building the client runtime")?;
     // The gateway's own logging, as `safegate serve` installs it with the default filter,
     // so its per-RPC spans cost what they cost in production.
-    let telemetry =
-        server_runtime.block_on(async { safegate::telemetry::init(LogFormat::Pretty, "info") })?;
+    let telemetry = server_runtime.block_on(async {
+        safegate::telemetry::init(
+            LogFormat::Pretty,
+            &std::env::var("XX_LOG").unwrap_or_else(|_| "info".into()),
+        )
+    })?;
 
     let work = std::env::temp_dir().join(format!("safegate-bench-gw-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work)?;
@@ -289,7 +293,16 @@ impl IdentityService for BareIdentity {
         &self,
         request: tonic::Request<WhoAmIRequest>,
     ) -> Result<tonic::Response<WhoAmIResponse>, tonic::Status> {
+        if std::env::var_os("XX_DEFER").is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let mut response = WhoAmIResponse::clone(&self.template);
+        if let Some(pad) = std::env::var("XX_PAD")
+            .ok()
+            .and_then(|p| p.parse::<usize>().ok())
+        {
+            response.system_name = "x".repeat(pad);
+        }
         response.context = request.into_inner().context;
         Ok(tonic::Response::new(response))
     }
@@ -337,9 +350,13 @@ async fn start_echo(
         Server::builder()
             .tls_config(tls)?
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-                let _ = stopped.await;
-            })
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener)
+                    .with_nodelay(std::env::var_os("XX_NODELAY").map(|_| true)),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
             .context("serving the echo")
     });

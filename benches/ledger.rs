@@ -382,6 +382,8 @@ fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
 struct Run {
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// Transactions that failed busy and were run again.
+    retries: usize,
 }
 
 impl Run {
@@ -429,6 +431,7 @@ async fn ledger_appends(ledger: &Ledger, entries: Vec<Entry>, concurrency: usize
     Ok(Run {
         elapsed: started.elapsed(),
         latencies,
+        retries: 0,
     })
 }
 
@@ -456,7 +459,48 @@ fn plain_row(entry: &Entry) -> [String; 13] {
     ]
 }
 
-/// `rows` inserted by `concurrency` tasks, each row its own transaction.
+/// Whether a SQLite error is "busy": the write lock stayed taken past `busy_timeout`.
+fn busy(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.code().is_some_and(|code| matches!(code.parse::<u32>().map(|c| c & 0xff), Ok(5 | 6))))
+}
+
+/// One row in its own transaction.
+async fn insert_one(pool: &AnyPool, row: &[String; 13], sqlite: bool) -> Result<(), sqlx::Error> {
+    // On SQLite take the write lock up front, as the store does: a deferred transaction
+    // that upgrades can fail with SQLITE_BUSY instead of waiting.
+    let mut tx = if sqlite {
+        pool.begin_with("BEGIN IMMEDIATE").await?
+    } else {
+        pool.begin().await?
+    };
+    sqlx::query(
+        "INSERT INTO bench_plain_insert (entry_id, recorded_at, kind, decision, agency, \
+         system_id, practitioner_id, purpose, break_glass, subject_person_id, leaf_hash, \
+         chain_hash, entry) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&row[0])
+    .bind(&row[1])
+    .bind(&row[2])
+    .bind(&row[3])
+    .bind(&row[4])
+    .bind(&row[5])
+    .bind(&row[6])
+    .bind(&row[7])
+    .bind(row[8].parse::<i64>().unwrap_or_default())
+    .bind(&row[9])
+    .bind(&row[10])
+    .bind(&row[11])
+    .bind(&row[12])
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// `rows` inserted by `concurrency` tasks, each row its own transaction. On SQLite a
+/// transaction that waited out `busy_timeout` (5 s, as the store's) is retried until it
+/// commits; its latency runs from the first attempt, and the retries are counted.
 async fn plain_inserts(
     pool: &AnyPool,
     rows: Vec<[String; 13]>,
@@ -470,51 +514,33 @@ async fn plain_inserts(
             let pool = pool.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(rows.len());
+                let mut retries = 0;
                 for row in rows {
                     let one = Instant::now();
-                    // On SQLite take the write lock up front, as the store does: a
-                    // deferred transaction that upgrades can fail with SQLITE_BUSY
-                    // instead of waiting.
-                    let mut tx = if sqlite {
-                        pool.begin_with("BEGIN IMMEDIATE").await?
-                    } else {
-                        pool.begin().await?
-                    };
-                    sqlx::query(
-                        "INSERT INTO bench_plain_insert (entry_id, recorded_at, kind, decision, \
-                         agency, system_id, practitioner_id, purpose, break_glass, \
-                         subject_person_id, leaf_hash, chain_hash, entry) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    )
-                    .bind(&row[0])
-                    .bind(&row[1])
-                    .bind(&row[2])
-                    .bind(&row[3])
-                    .bind(&row[4])
-                    .bind(&row[5])
-                    .bind(&row[6])
-                    .bind(&row[7])
-                    .bind(row[8].parse::<i64>().unwrap_or_default())
-                    .bind(&row[9])
-                    .bind(&row[10])
-                    .bind(&row[11])
-                    .bind(&row[12])
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
+                    loop {
+                        match insert_one(&pool, &row, sqlite).await {
+                            Ok(()) => break,
+                            Err(error) if sqlite && busy(&error) && retries < 1000 => retries += 1,
+                            Err(error) => return Err(error),
+                        }
+                    }
                     latencies.push(one.elapsed());
                 }
-                Ok::<_, sqlx::Error>(latencies)
+                Ok::<_, sqlx::Error>((latencies, retries))
             })
         })
         .collect();
     let mut latencies = Vec::new();
+    let mut retries = 0;
     for task in tasks {
-        latencies.extend(task.await.context("insert task")?.context("plain insert")?);
+        let (done, retried) = task.await.context("insert task")?.context("plain insert")?;
+        latencies.extend(done);
+        retries += retried;
     }
     Ok(Run {
         elapsed: started.elapsed(),
         latencies,
+        retries,
     })
 }
 
@@ -669,8 +695,15 @@ async fn appends(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
 
     println!();
     println!(
-        "{:<6} {:<34} {:>9} {:>11} {:>9} {:>9} {:>9}",
-        "round", "measurement", "seconds", "per second", "p50 ms", "p99 ms", "max ms"
+        "{:<6} {:<34} {:>9} {:>11} {:>9} {:>9} {:>9} {:>12}",
+        "round",
+        "measurement",
+        "seconds",
+        "per second",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "busy retries"
     );
     let (mut ledger_rates, mut plain_rates) = (Vec::new(), Vec::new());
     for round in 1..=settings.rounds {
@@ -687,12 +720,13 @@ async fn appends(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
             ("plain: one-row transactions", &plain_run),
         ] {
             println!(
-                "{round:<6} {label:<34} {:>9.3} {:>11} {:>9} {:>9} {:>9}",
+                "{round:<6} {label:<34} {:>9.3} {:>11} {:>9} {:>9} {:>9} {:>12}",
                 run.elapsed.as_secs_f64(),
                 thousands(run.rate()),
                 ms(run.percentile(0.5)),
                 ms(run.percentile(0.99)),
                 ms(run.percentile(1.0)),
+                run.retries,
             );
         }
         ledger_rates.push(ledger_run.rate());

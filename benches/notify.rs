@@ -445,7 +445,7 @@ fn write_registry(path: &Path, receivers: &[(String, Kind, usize)]) -> Result<()
         write!(
             registry,
             "\n[[system]]\nid = \"{id}\"\nname = \"{}\"\nagency = \"{}\"\nroles = [\"{}\"]\n\
-             authority = \"dev-ca\"\nsan_uri = \"{}\"\n",
+             authority = \"dev-ca\"\nsan_uri = \"{}\"\ncontact_route = \"{id}@bench.example.test\"\n",
             kind.name(*index),
             kind.agency(),
             kind.role_word(),
@@ -744,6 +744,32 @@ impl Summary {
             self.n, self.p50, self.p99, self.min, self.max
         )
     }
+}
+
+/// How many values fall in each latency band, so a bimodal spread shows.
+fn bands(values: &[i64]) -> String {
+    const EDGES_MS: [i64; 6] = [5, 10, 20, 40, 60, 100];
+    let mut counts = [0usize; EDGES_MS.len() + 1];
+    for ns in values {
+        let band = EDGES_MS
+            .iter()
+            .position(|edge| *ns < edge * 1_000_000)
+            .unwrap_or(EDGES_MS.len());
+        counts[band] += 1;
+    }
+    let mut out = Vec::new();
+    let mut lower = None;
+    for (i, count) in counts.iter().enumerate() {
+        let label = match (lower, EDGES_MS.get(i)) {
+            (None, Some(upper)) => format!("<{upper}"),
+            (Some(lower), Some(upper)) => format!("{lower}-{upper}"),
+            (Some(lower), None) => format!(">={lower}"),
+            (None, None) => String::new(),
+        };
+        out.push(format!("{label}: {count}"));
+        lower = EDGES_MS.get(i).copied();
+    }
+    out.join(", ")
 }
 
 fn load_average() -> String {
@@ -1243,6 +1269,11 @@ async fn run_against(
         query.row(backend, "Query round trip (police-iom about Dean)")
     );
     println!();
+    println!(
+        "  spread (count per band, ms): deliveries {}; Query {}",
+        bands(&from_response),
+        bands(&query_ns)
+    );
     let (headline, label) = if negatives == 0 {
         (&response, "t1 - t0")
     } else {

@@ -62,6 +62,7 @@ struct SystemEntry {
     authority: String,
     san_uri: Option<String>,
     subject_cn: Option<String>,
+    contact_route: String,
     #[serde(default)]
     admin: bool,
 }
@@ -205,6 +206,12 @@ impl Registry {
                     "roles must list at least one role".into(),
                 ));
             }
+            if entry.contact_route.trim().is_empty() {
+                return Err(entry_error(
+                    label,
+                    "contact_route must say how practitioners reach this system's team".into(),
+                ));
+            }
             if !authorities.iter().any(|a| a.id == entry.authority) {
                 return Err(entry_error(
                     label,
@@ -236,6 +243,7 @@ impl Registry {
                     name: entry.name,
                     agency,
                     roles,
+                    contact_route: entry.contact_route.trim().to_owned(),
                     admin: entry.admin,
                 }),
             );

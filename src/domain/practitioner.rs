@@ -22,6 +22,8 @@ pub struct AgencySystem {
     pub agency: Agency,
     /// The roles this system may assert for its practitioners.
     pub roles: Vec<Role>,
+    /// How practitioners reach the team behind this system (shown on indicators).
+    pub contact_route: String,
     /// Whether the system may administer the gateway (reload the sharing policy).
     pub admin: bool,
 }
@@ -128,6 +130,7 @@ mod tests {
             name: "Nursery".into(),
             agency: Agency::Education,
             roles: vec![Role::SchoolDsl],
+            contact_route: "dsl@nursery.test".into(),
             admin: false,
         }
     }

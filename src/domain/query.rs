@@ -504,7 +504,8 @@ fn links_within(fact: &Fact, in_answer: &BTreeSet<&str>) -> bool {
 }
 
 /// Whom to contact about a fact: its own team and route where it has them, else the
-/// owning agency's involvement with the same person, else the owning system.
+/// owning agency's involvement with the same person, else the owning system and the
+/// contact route the registry gives it.
 pub(crate) fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout>>) -> Indicator {
     let own = match &about.fact {
         Fact::Involvement(f) => Some((f.team.clone(), f.contact_route.clone())),
@@ -538,7 +539,8 @@ pub(crate) fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout
                     })
             })
         })
-        .unwrap_or_else(|| (about.owner_system.clone(), String::new()));
+        .filter(|(_, route)| !route.is_empty())
+        .unwrap_or_else(|| (about.owner_system.clone(), about.owner_contact.clone()));
     Indicator {
         owner_agency: about.owner,
         owner_system: about.owner_system.clone(),

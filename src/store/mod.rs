@@ -110,19 +110,35 @@ impl Store {
         })
     }
 
-    /// Applies the backend's migrations that have not run yet.
+    /// Applies the backend's migrations that have not run yet. PostgreSQL serialises
+    /// concurrent migrators with an advisory lock; SQLite has none, so when two gateway
+    /// processes start together on one file the loser retries: each migration is its own
+    /// transaction, so by then the winner's are recorded and are not applied twice.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                backend: self.backend,
-                source,
-            })
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if self.backend == Backend::Sqlite && attempt < 20 => {
+                    tracing::info!(
+                        attempt,
+                        "another process is migrating this SQLite database; retrying"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(source) => {
+                    return Err(StoreError::Migrate {
+                        backend: self.backend,
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// Opens a write transaction.

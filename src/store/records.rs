@@ -611,13 +611,14 @@ async fn publish(
     let record_id = new_id();
     sqlx::query(
         "INSERT INTO record (record_id, category, owner_agency, owner_system, current_version, \
-         ended, created_at) VALUES ($1, $2, $3, $4, 1, 0, $5)",
+         ended, created_at, owner_contact) VALUES ($1, $2, $3, $4, 1, 0, $5, $6)",
     )
     .bind(&record_id)
     .bind(fact.category().as_str())
     .bind(actor.agency.as_str())
     .bind(&actor.system_id)
     .bind(at)
+    .bind(&actor.contact_route)
     .execute(&mut *conn)
     .await?;
     let new = NewVersion {
@@ -783,6 +784,8 @@ pub struct FactAbout {
     pub version: i64,
     pub owner: Agency,
     pub owner_system: String,
+    /// How to reach the owning system's team.
+    pub owner_contact: String,
     pub parts: Vec<Part>,
     pub fact: Fact,
 }
@@ -803,7 +806,7 @@ pub(crate) async fn facts_naming(
 ) -> Result<Vec<FactAbout>, Error> {
     let rows = sqlx::query(
         "SELECT r.record_id, r.current_version, r.owner_agency, r.owner_system, p.part, \
-             v.payload \
+             v.payload, r.owner_contact \
              FROM record_person p \
              JOIN record r ON r.record_id = p.record_id AND r.current_version = p.version \
              JOIN record_version v ON v.record_id = r.record_id AND v.version = r.current_version \
@@ -832,6 +835,7 @@ pub(crate) async fn facts_naming(
             owner: Agency::parse(&owner)
                 .ok_or_else(|| Error::internal(format!("unknown agency {owner}")))?,
             owner_system: row.try_get(3).map_err(database_error)?,
+            owner_contact: row.try_get(6).map_err(database_error)?,
             parts: vec![part],
             fact: decode(&payload)?,
         });
@@ -885,6 +889,7 @@ async fn raise_notices(
             version: receipt.version,
             owner: actor.agency,
             owner_system: actor.system_id.clone(),
+            owner_contact: actor.contact_route.clone(),
             parts: Vec::new(),
             fact,
         },

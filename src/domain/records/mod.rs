@@ -63,6 +63,8 @@ impl<'de> Deserialize<'de> for Day {
 pub struct Actor {
     pub system_id: String,
     pub agency: Agency,
+    /// How to reach the system's team; recorded with each fact it publishes.
+    pub contact_route: String,
     pub practitioner_id: String,
     pub role: Role,
 }
@@ -81,6 +83,7 @@ impl Actor {
         Ok(Actor {
             system_id: system.id.clone(),
             agency: system.agency,
+            contact_route: system.contact_route.clone(),
             practitioner_id: practitioner.id.clone(),
             role: practitioner.role,
         })
