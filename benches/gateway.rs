@@ -21,7 +21,8 @@
 //! `safegate.v1.IdentityService/WhoAmI` from a bare handler: no caller layer, registry,
 //! policy, database or ledger. It is built like the gateway's (same `Server::builder()`
 //! defaults, a `ServerTlsConfig` from the same server certificate and the same client-CA
-//! bundle from the agency registry, a `TcpIncoming` on 127.0.0.1:0) and the callers reach
+//! bundle from the agency registry, a `TcpIncoming` on 127.0.0.1:0 with the gateway's
+//! accepted-socket options: TCP_NODELAY, keepalive) and the callers reach
 //! it through the same `safegate::case::channel` with the same client certificate. It
 //! answers with the real gateway's WhoAmI response for `police-iom`, captured at start,
 //! with the request's practitioner context echoed back, so its messages are as large as
@@ -34,6 +35,10 @@
 //! before the warm-up, so handshakes are not measured. A call's latency is taken by the
 //! caller from just before the call to its answer; every call that completes inside the
 //! measured window is counted and its latency kept.
+//!
+//! **Size control.** The same echo, padded to answer as many bytes as the Query (about
+//! 8.8 KB against WhoAmI's 188), runs as a control, so the transport's cost for an answer
+//! that large is visible; the goals are taken against the plain echo, as the issue asks.
 //!
 //! **Where the time goes.** Three extra scenarios split the gateway's cost: WhoAmI on
 //! the gateway (transport plus the caller layer and its span: no database, no ledger);
@@ -105,12 +110,8 @@ fn main() -> Result<()> {
         .context("building the client runtime")?;
     // The gateway's own logging, as `safegate serve` installs it with the default filter,
     // so its per-RPC spans cost what they cost in production.
-    let telemetry = server_runtime.block_on(async {
-        safegate::telemetry::init(
-            LogFormat::Pretty,
-            &std::env::var("XX_LOG").unwrap_or_else(|_| "info".into()),
-        )
-    })?;
+    let telemetry =
+        server_runtime.block_on(async { safegate::telemetry::init(LogFormat::Pretty, "info") })?;
 
     let work = std::env::temp_dir().join(format!("safegate-bench-gw-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work)?;
@@ -293,16 +294,7 @@ impl IdentityService for BareIdentity {
         &self,
         request: tonic::Request<WhoAmIRequest>,
     ) -> Result<tonic::Response<WhoAmIResponse>, tonic::Status> {
-        if std::env::var_os("XX_DEFER").is_some() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
         let mut response = WhoAmIResponse::clone(&self.template);
-        if let Some(pad) = std::env::var("XX_PAD")
-            .ok()
-            .and_then(|p| p.parse::<usize>().ok())
-        {
-            response.system_name = "x".repeat(pad);
-        }
         response.context = request.into_inner().context;
         Ok(tonic::Response::new(response))
     }
@@ -325,8 +317,17 @@ impl Running {
     }
 }
 
-/// Starts the echo on `runtime` with the gateway's TLS material, the way
-/// `Application::build` and `run_until_stopped` configure the gateway's server.
+/// The accepted-socket options of the gateway, as `incoming` in `src/startup.rs` sets
+/// them (`Server::tcp_nodelay` and `tcp_keepalive` do not apply to
+/// `serve_with_incoming*`). Keep in step with `startup.rs`.
+fn incoming_like_gateway(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)))
+}
+
+/// Starts an echo on `runtime` with the gateway's TLS material and socket options, the
+/// way `Application::build` and `run_until_stopped` configure the gateway's server.
 async fn start_echo(
     settings: &Settings,
     template: WhoAmIResponse,
@@ -350,13 +351,9 @@ async fn start_echo(
         Server::builder()
             .tls_config(tls)?
             .add_service(service)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener)
-                    .with_nodelay(std::env::var_os("XX_NODELAY").map(|_| true)),
-                async {
-                    let _ = stopped.await;
-                },
-            )
+            .serve_with_incoming_shutdown(incoming_like_gateway(listener), async {
+                let _ = stopped.await;
+            })
             .await
             .context("serving the echo")
     });
@@ -400,6 +397,8 @@ struct Requests {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Echo,
+    /// The bare echo padded to the Query's response size (size control).
+    EchoSized,
     GatewayWhoAmI,
     Explain,
     Query,
@@ -411,6 +410,7 @@ impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::Echo => "echo: bare WhoAmI",
+            Kind::EchoSized => "echo, Query-sized answer",
             Kind::GatewayWhoAmI => "gateway WhoAmI (no db, no ledger)",
             Kind::Explain => "gateway Explain",
             Kind::Query => "gateway Query (audited)",
@@ -432,7 +432,7 @@ enum Target {
 async fn call_once(target: &mut Target, kind: Kind, requests: &Requests) -> Result<(), String> {
     let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     match (target, kind) {
-        (Target::Identity(client), Kind::Echo | Kind::GatewayWhoAmI) => {
+        (Target::Identity(client), Kind::Echo | Kind::EchoSized | Kind::GatewayWhoAmI) => {
             let response = client
                 .who_am_i(requests.who_am_i.clone())
                 .await
@@ -607,18 +607,28 @@ fn numbered_entries(dir: &Path) -> Vec<(u32, PathBuf)> {
         .unwrap_or_default()
 }
 
-fn snapshot() -> CpuSnapshot {
+fn snapshot(database: Option<&str>) -> CpuSnapshot {
     let threads = numbered_entries(Path::new("/proc/self/task"))
         .into_iter()
         .filter_map(|(tid, stat)| Some((tid, stat_ticks(&stat)?)))
         .collect();
-    let postgres = numbered_entries(Path::new("/proc"))
-        .into_iter()
-        .filter_map(|(pid, stat)| match stat_ticks(&stat) {
-            Some((comm, ticks)) if comm == "postgres" => Some((pid, ticks)),
-            _ => None,
-        })
-        .collect();
+    // The PostgreSQL backends serving the bench's own database (their process title
+    // names it), so other clients of the same server are not counted.
+    let postgres = match database {
+        Some(name) => numbered_entries(Path::new("/proc"))
+            .into_iter()
+            .filter_map(|(pid, stat)| match stat_ticks(&stat) {
+                Some((comm, ticks)) if comm == "postgres" => {
+                    let title = std::fs::read(stat.with_file_name("cmdline")).ok()?;
+                    String::from_utf8_lossy(&title)
+                        .contains(name)
+                        .then_some((pid, ticks))
+                }
+                _ => None,
+            })
+            .collect(),
+        None => HashMap::new(),
+    };
     CpuSnapshot {
         threads,
         postgres,
@@ -698,6 +708,7 @@ async fn run_scenario(
     requests: &Arc<Requests>,
     settings: &BenchSettings,
     ticks: f64,
+    postgres_database: Option<&str>,
 ) -> Result<Outcome> {
     ensure!(!targets.is_empty(), "no targets");
     let begin = Instant::now() + Duration::from_millis(20);
@@ -716,9 +727,9 @@ async fn run_scenario(
         })
         .collect();
     tokio::time::sleep_until(tokio::time::Instant::from_std(window_start)).await;
-    let before = snapshot();
+    let before = snapshot(postgres_database);
     tokio::time::sleep_until(tokio::time::Instant::from_std(window_end)).await;
-    let after = snapshot();
+    let after = snapshot(postgres_database);
     let mut latencies = Vec::new();
     let (mut errors, mut first_error) = (0, None);
     let joined = tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(5), futures_join(callers))
@@ -960,6 +971,18 @@ async fn measure(
         ..requests
     });
     let echo = start_echo(&gateway_settings, who.clone(), server_runtime).await?;
+    // The size control: the same echo answering as many bytes as the Query does.
+    let mut padded = who.clone();
+    padded.system_name = "x".repeat(
+        (answered.encoded_len() + who.system_name.len()).saturating_sub(who.encoded_len() + 3),
+    );
+    let echo_sized = start_echo(&gateway_settings, padded, server_runtime).await?;
+    let sized_answer =
+        IdentityServiceClient::new(safegate::case::channel(echo_sized.addr, &pki, SYSTEM).await?)
+            .who_am_i(requests.who_am_i.clone())
+            .await
+            .context("WhoAmI on the sized echo")?
+            .into_inner();
     let echo_answer =
         IdentityServiceClient::new(safegate::case::channel(echo.addr, &pki, SYSTEM).await?)
             .who_am_i(requests.who_am_i.clone())
@@ -989,13 +1012,17 @@ async fn measure(
         settings.seconds
     );
     println!(
-        "  servers   : gateway {} and echo {} on one Tokio runtime (sg-server threads); \
-         load generator on another (sg-client)",
-        gateway.addr, echo.addr
+        "  servers   : gateway {} and echoes {}, {} on one Tokio runtime (sg-server \
+         threads); load generator on another (sg-client)",
+        gateway.addr, echo.addr, echo_sized.addr
     );
     println!(
-        "  echo      : bare safegate.v1.IdentityService/WhoAmI (fixed police-iom answer, \
-         context echoed), same server cert, client CA, client cert and Server settings"
+        "  echo      : bare safegate.v1.IdentityService/WhoAmI (the gateway's police-iom answer, \
+         context echoed), same server cert, client CA, client cert, Server settings and \
+         accepted-socket options (TCP_NODELAY, keepalive 60 s) as the gateway"
+    );
+    println!(
+        "  control   : the same echo padded to the Query's response size (not a goal baseline)"
     );
     println!(
         "  case      : {published} facts published through the API in {:.2} s; \
@@ -1013,6 +1040,11 @@ async fn measure(
         "    echo WhoAmI           {:>5} / {:>5}",
         requests.who_am_i.encoded_len(),
         echo_answer.encoded_len()
+    );
+    println!(
+        "    echo, Query-sized     {:>5} / {:>5}",
+        requests.who_am_i.encoded_len(),
+        sized_answer.encoded_len()
     );
     println!(
         "    gateway WhoAmI        {:>5} / {:>5}",
@@ -1042,6 +1074,11 @@ async fn measure(
         .into_iter()
         .map(|c| Target::Identity(IdentityServiceClient::new(c)))
         .collect();
+    let sized_targets: Vec<Target> = channels(echo_sized.addr, &pki, settings.connections)
+        .await?
+        .into_iter()
+        .map(|c| Target::Identity(IdentityServiceClient::new(c)))
+        .collect();
     let gateway_channels = channels(gateway.addr, &pki, settings.connections).await?;
     let identity_targets: Vec<Target> = gateway_channels
         .iter()
@@ -1060,11 +1097,16 @@ async fn measure(
         .collect();
     let store_targets = vec![Target::Store(store, Arc::new(linked_ids))];
 
+    let postgres_database = match database {
+        BenchDatabase::Postgres { name, .. } => Some(name.as_str()),
+        BenchDatabase::Sqlite { .. } => None,
+    };
     // gRPC callers run on the load generator's runtime; the in-process breakdowns run on
     // the server runtime, where the gateway's handlers would run them.
     let client_runtime = tokio::runtime::Handle::current();
-    let plan: [(Kind, &tokio::runtime::Handle, &[Target]); 7] = [
+    let plan: [(Kind, &tokio::runtime::Handle, &[Target]); 8] = [
         (Kind::Echo, &client_runtime, &echo_targets),
+        (Kind::EchoSized, &client_runtime, &sized_targets),
         (Kind::GatewayWhoAmI, &client_runtime, &identity_targets),
         (Kind::Explain, &client_runtime, &query_targets),
         (Kind::Query, &client_runtime, &query_targets),
@@ -1093,7 +1135,16 @@ async fn measure(
     );
     let mut outcomes = Vec::new();
     for (i, (kind, runtime, targets)) in plan.iter().enumerate() {
-        let outcome = run_scenario(*kind, runtime, targets, &requests, settings, ticks).await?;
+        let outcome = run_scenario(
+            *kind,
+            runtime,
+            targets,
+            &requests,
+            settings,
+            ticks,
+            postgres_database,
+        )
+        .await?;
         let per_call = |seconds: f64| {
             if outcome.calls == 0 {
                 "-".to_owned()
@@ -1126,17 +1177,19 @@ async fn measure(
     }
     println!(
         "  (CPU us/call: per completed call, by thread from /proc at {ticks:.0} ticks/s: server rt = \
-         gateway/echo runtime, sqlite = sqlx's SQLite worker threads, postgr = PostgreSQL's \
-         processes, client = load generator; ours = those / ({cpus} CPUs x window); host = the \
+         gateway/echo runtime, sqlite = sqlx's SQLite worker threads, postgr = the PostgreSQL \
+         backends serving the bench's database, client = load generator; ours = those / ({cpus} CPUs x window); host = the \
          whole machine's busy share in the window, other processes included)"
     );
 
     drop(echo_targets);
+    drop(sized_targets);
     drop(identity_targets);
     drop(query_targets);
     drop(ledger_targets);
     drop(store_targets);
     echo.stop("the echo").await?;
+    echo_sized.stop("the sized echo").await?;
     gateway.stop("the gateway").await?;
 
     // Goals, against the stricter echo run.
@@ -1196,6 +1249,18 @@ async fn measure(
             if met { "met" } else { "NOT met" }
         ));
     }
+    let sized = of(Kind::EchoSized).next().context("no sized echo run")?;
+    println!();
+    println!(
+        "  size control (not a goal): the bare echo answering {} bytes, the Query's size: {} \
+         calls/s, p50 {} ms, p99 {} ms; Query against it: throughput {:.2}x, p99 {:.2}x",
+        sized_answer.encoded_len(),
+        thousands(sized.throughput()),
+        ms(sized.p50),
+        ms(sized.p99),
+        query.throughput() / sized.throughput(),
+        query.p99.as_secs_f64() / sized.p99.as_secs_f64()
+    );
     println!();
     println!(
         "| backend | concurrency | echo calls/s | echo p99 ms | Explain calls/s | Query calls/s | Query p99 ms \
