@@ -520,13 +520,7 @@ pub(crate) fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout
     };
     let (team, contact_route) = own
         .or_else(|| {
-            let mut persons = about.fact.clone();
-            let named: Vec<String> = persons
-                .person_refs_mut()
-                .into_iter()
-                .filter_map(|(_, p)| p.person_id().map(str::to_owned))
-                .collect();
-            named.iter().find_map(|person| {
+            about.fact.person_ids().iter().find_map(|person| {
                 facts
                     .get(person)
                     .into_iter()

@@ -731,11 +731,7 @@ async fn end(
     };
     insert_version(conn, actor, new, at, client_request_id).await?;
     set_head(conn, record_id, version, true).await?;
-    let person_ids = fact
-        .person_refs_mut()
-        .into_iter()
-        .filter_map(|(_, p)| p.person_id().map(str::to_owned))
-        .collect();
+    let person_ids = fact.person_ids();
     Ok((
         Receipt {
             record_id: record_id.to_owned(),
@@ -855,13 +851,7 @@ async fn raise_notices(
     policy: &Policy,
 ) -> Result<bool, Failure> {
     let mut world: Surroundings = Surroundings::new();
-    let mut named = fact.clone();
-    let persons: Vec<String> = named
-        .person_refs_mut()
-        .into_iter()
-        .filter_map(|(_, p)| p.person_id().map(str::to_owned))
-        .collect();
-    for person in &persons {
+    for person in &fact.person_ids() {
         if world.contains_key(person) {
             continue;
         }

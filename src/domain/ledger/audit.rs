@@ -79,6 +79,17 @@ impl Ledger {
         self.append(read).await.map(|_| ())
     }
 
+    /// The stored entry with this id, or NOT_FOUND naming the field.
+    async fn entry_named(&self, entry_id: &str) -> Result<StoredEntry, Error> {
+        self.store()
+            .entry(entry_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                field: "entry_id".into(),
+                reason: "no disclosure-log entry has this id".into(),
+            })
+    }
+
     /// Entries matching `filter`; the read is logged before they are returned.
     pub async fn list(&self, read: Entry, filter: &EntryFilter) -> Result<Vec<StoredEntry>, Error> {
         let entries = self.store().entries(filter).await?;
@@ -89,14 +100,7 @@ impl Ledger {
 
     /// One entry; the read is logged before it is returned.
     pub async fn get(&self, read: Entry, entry_id: &str) -> Result<StoredEntry, Error> {
-        let stored = self
-            .store()
-            .entry(entry_id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                field: "entry_id".into(),
-                reason: "no disclosure-log entry has this id".into(),
-            })?;
+        let stored = self.entry_named(entry_id).await?;
         self.record_read(read, &[&stored]).await?;
         Ok(stored)
     }
@@ -187,14 +191,7 @@ impl Ledger {
         entry_id: &str,
         size: u64,
     ) -> Result<Inclusion, Error> {
-        let stored = self
-            .store()
-            .entry(entry_id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                field: "entry_id".into(),
-                reason: "no disclosure-log entry has this id".into(),
-            })?;
+        let stored = self.entry_named(entry_id).await?;
         let latest = latest(self.store()).await?;
         let size = if size == 0 { latest.tree_size } else { size };
         if size < stored.seq || size > latest.tree_size {

@@ -452,6 +452,16 @@ impl Fact {
         }
     }
 
+    /// The resolved person ids the fact names, in the order of [`Fact::person_refs_mut`].
+    pub fn person_ids(&self) -> Vec<String> {
+        // person_refs_mut needs `&mut`; a clone keeps this a read.
+        let mut fact = self.clone();
+        fact.person_refs_mut()
+            .into_iter()
+            .filter_map(|(_, p)| p.person_id().map(str::to_owned))
+            .collect()
+    }
+
     /// Checks every field rule; `prefix` is the fact's path in the request (e.g.
     /// `facts[2]`), so each violation names a field an integrator can find.
     pub fn validate(&self, prefix: &str, today: Day) -> Vec<FieldViolation> {
