@@ -149,8 +149,10 @@ impl Store {
         };
         let mut nodes = Nodes::Loaded(self.load_nodes(&mut tx, &frontier(size)).await?);
         let mut seqs = Vec::with_capacity(entries.len());
-        let mut new_nodes = Vec::new();
-        for &(entry, annotation) in entries {
+        let mut log_rows: Vec<Vec<Cell>> = Vec::with_capacity(entries.len());
+        let mut person_rows: Vec<Vec<Cell>> = Vec::new();
+        let mut node_rows: Vec<Vec<Cell>> = Vec::new();
+        for &(entry, _) in entries {
             let text = String::from_utf8(entry.canonical()).map_err(Error::internal)?;
             let leaf = merkle::leaf_hash(text.as_bytes());
             let chain = chain_hash(&previous, &leaf);
@@ -158,54 +160,50 @@ impl Store {
                 .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
             for (level, index, hash) in completed {
                 nodes.insert(level, index, hash);
-                new_nodes.push((level, index, hash));
+                node_rows.push(vec![
+                    Cell::Int(i64::from(level)),
+                    Cell::Int(index as i64),
+                    Cell::Text(hex::encode(hash)),
+                ]);
             }
             size += 1;
-            sqlx::query(
-                "INSERT INTO disclosure_log (seq, entry_id, recorded_at, kind, decision, agency, \
-                 system_id, practitioner_id, purpose, break_glass, subject_person_id, entry, \
-                 leaf_hash, chain_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(size as i64)
-            .bind(&entry.entry_id)
-            .bind(&entry.recorded_at)
-            .bind(entry.kind.as_str())
-            .bind(entry.decision.as_str())
-            .bind(&entry.agency)
-            .bind(&entry.system_id)
-            .bind(&entry.practitioner_id)
-            .bind(&entry.purpose)
-            .bind(i64::from(entry.break_glass))
-            .bind(&entry.subject_person_id)
-            .bind(&text)
-            .bind(hex::encode(leaf))
-            .bind(hex::encode(chain))
-            .execute(&mut *tx)
-            .await
-            .map_err(database_error)?;
+            log_rows.push(vec![
+                Cell::Int(size as i64),
+                Cell::Text(entry.entry_id.clone()),
+                Cell::Text(entry.recorded_at.clone()),
+                Cell::Text(entry.kind.as_str().into()),
+                Cell::Text(entry.decision.as_str().into()),
+                Cell::Text(entry.agency.clone()),
+                Cell::Text(entry.system_id.clone()),
+                Cell::Text(entry.practitioner_id.clone()),
+                Cell::Text(entry.purpose.clone()),
+                Cell::Int(i64::from(entry.break_glass)),
+                Cell::Text(entry.subject_person_id.clone()),
+                Cell::Text(text),
+                Cell::Text(hex::encode(leaf)),
+                Cell::Text(hex::encode(chain)),
+            ]);
             for person in entry.persons() {
-                sqlx::query("INSERT INTO disclosure_person (person_id, seq) VALUES ($1, $2)")
-                    .bind(person)
-                    .bind(size as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(database_error)?;
-            }
-            if let Some(annotation) = annotation {
-                insert_annotation(&mut tx, annotation).await?;
+                person_rows.push(vec![Cell::Text(person.to_owned()), Cell::Int(size as i64)]);
             }
             previous = chain;
             seqs.push(size);
         }
-        for (level, index, hash) in new_nodes {
-            sqlx::query("INSERT INTO merkle_node (level, idx, hash) VALUES ($1, $2, $3)")
-                .bind(i64::from(level))
-                .bind(index as i64)
-                .bind(hex::encode(hash))
-                .execute(&mut *tx)
-                .await
-                .map_err(database_error)?;
+        // A few multi-row statements per batch instead of several round trips per entry.
+        insert_rows(
+            &mut tx,
+            "disclosure_log (seq, entry_id, recorded_at, kind, decision, agency, system_id, \
+             practitioner_id, purpose, break_glass, subject_person_id, entry, leaf_hash, \
+             chain_hash)",
+            &log_rows,
+        )
+        .await?;
+        insert_rows(&mut tx, "disclosure_person (person_id, seq)", &person_rows).await?;
+        insert_rows(&mut tx, "merkle_node (level, idx, hash)", &node_rows).await?;
+        for &(_, annotation) in entries {
+            if let Some(annotation) = annotation {
+                insert_annotation(&mut tx, annotation).await?;
+            }
         }
         let root = merkle::subtree_root(&mut nodes, 0, size)
             .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
@@ -537,6 +535,52 @@ fn stored_entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, Error> 
         chain_hash: row.try_get(3).map_err(database_error)?,
         latest_review: None,
     })
+}
+
+/// One value of a row for [`insert_rows`].
+enum Cell {
+    Int(i64),
+    Text(String),
+}
+
+/// Inserts rows with multi-row `INSERT … VALUES (…), (…)` statements, each kept under both
+/// backends' bind-parameter limits.
+async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    table_and_columns: &str,
+    rows: &[Vec<Cell>],
+) -> Result<(), Error> {
+    const MAX_PARAMETERS: usize = 30_000;
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    for chunk in rows.chunks((MAX_PARAMETERS / width).max(1)) {
+        let mut sql = format!("INSERT INTO {table_and_columns} VALUES ");
+        let mut n = 0;
+        for (i, _) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for j in 0..width {
+                n += 1;
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            sql.push(')');
+        }
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            for cell in row {
+                query = match cell {
+                    Cell::Int(value) => query.bind(*value),
+                    Cell::Text(value) => query.bind(value.as_str()),
+                };
+            }
+        }
+        query.execute(&mut *conn).await.map_err(database_error)?;
+    }
+    Ok(())
 }
 
 async fn insert_annotation(
