@@ -501,6 +501,13 @@ async fn kill_during_load() {
         unacknowledged.iter().all(|id| cut_short.contains(id)),
         "entries for calls that were never made or never cut short: {unacknowledged:?}"
     );
+    eprintln!(
+        "kill test: after the restart the log holds {} refusals: the {} acknowledged and {} \
+         committed whose answer the kill cut off",
+        logged.len(),
+        acknowledged.len(),
+        unacknowledged.len()
+    );
     let seqs: Vec<u64> = logged.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs,
