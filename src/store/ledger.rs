@@ -192,14 +192,27 @@ impl Store {
         // A few multi-row statements per batch instead of several round trips per entry.
         insert_rows(
             &mut tx,
+            self.backend,
             "disclosure_log (seq, entry_id, recorded_at, kind, decision, agency, system_id, \
              practitioner_id, purpose, break_glass, subject_person_id, entry, leaf_hash, \
              chain_hash)",
             &log_rows,
         )
         .await?;
-        insert_rows(&mut tx, "disclosure_person (person_id, seq)", &person_rows).await?;
-        insert_rows(&mut tx, "merkle_node (level, idx, hash)", &node_rows).await?;
+        insert_rows(
+            &mut tx,
+            self.backend,
+            "disclosure_person (person_id, seq)",
+            &person_rows,
+        )
+        .await?;
+        insert_rows(
+            &mut tx,
+            self.backend,
+            "merkle_node (level, idx, hash)",
+            &node_rows,
+        )
+        .await?;
         for &(_, annotation) in entries {
             if let Some(annotation) = annotation {
                 insert_annotation(&mut tx, annotation).await?;
@@ -547,6 +560,7 @@ enum Cell {
 /// backends' bind-parameter limits.
 async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     table_and_columns: &str,
     rows: &[Vec<Cell>],
 ) -> Result<(), Error> {
@@ -564,8 +578,15 @@ async fn insert_rows(
                 if j > 0 {
                     sql.push_str(", ");
                 }
-                sql.push('$');
-                sql.push_str(&n.to_string());
+                // SQLite treats `$N` as a named parameter, which makes binding quadratic
+                // in the parameter count; plain `?` binds in order.
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&n.to_string());
+                    }
+                }
             }
             sql.push(')');
         }

@@ -124,7 +124,13 @@ impl Store {
             attempt += 1;
             match migrator.run(&self.pool).await {
                 Ok(()) => return Ok(()),
-                Err(_) if self.backend == Backend::Sqlite && attempt < 20 => {
+                // Only a collision with a concurrent migrator is retried; a broken migration
+                // fails at once with its own error.
+                Err(error)
+                    if self.backend == Backend::Sqlite
+                        && attempt < 20
+                        && concurrent_migration(&error) =>
+                {
                     tracing::info!(
                         attempt,
                         "another process is migrating this SQLite database; retrying"
@@ -198,6 +204,13 @@ pub fn database_error(error: sqlx::Error) -> Error {
         }
         other => Error::internal(other),
     }
+}
+
+/// Whether a SQLite migration failed because another process was applying the same
+/// migrations at the same moment (its tables already exist, or the file is busy).
+fn concurrent_migration(error: &sqlx::migrate::MigrateError) -> bool {
+    let text = error.to_string();
+    text.contains("already exists") || text.contains("database is locked") || text.contains("busy")
 }
 
 /// Database error codes that mean "the database is not there or cannot serve now"
