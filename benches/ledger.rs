@@ -932,7 +932,7 @@ async fn verify(settings: &Settings, work: &Path, database: &BenchDatabase) -> R
         let mut out = std::io::BufWriter::new(std::fs::File::create(&texts)?);
         let mut after = 0;
         loop {
-            let page = store.raw_log_page(after, READ_PAGE).await?;
+            let page = store.raw_log_page(after, n as u64, READ_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for row in &page {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 use serde::Deserialize;
@@ -96,7 +96,15 @@ struct Authority {
 pub struct Registry {
     authorities: Vec<Authority>,
     systems: HashMap<(String, CertificateName), Arc<AgencySystem>>,
+    /// Callers already resolved, by their end-entity certificate's DER, so a connection's
+    /// certificate is parsed and fingerprinted once rather than on every call. The TLS
+    /// layer still verifies every connection; this only remembers who a verified
+    /// certificate belongs to, which cannot change while the registry is loaded.
+    resolved: RwLock<HashMap<Vec<u8>, Caller>>,
 }
+
+/// Most certificates remembered in [`Registry::identify`]'s cache before it starts over.
+const RESOLVED_MAX: usize = 4096;
 
 /// The verified caller of an RPC: an agency system, as resolved from its client certificate.
 #[derive(Debug, Clone)]
@@ -251,6 +259,7 @@ impl Registry {
         Ok(Registry {
             authorities,
             systems,
+            resolved: RwLock::new(HashMap::new()),
         })
     }
 
@@ -292,6 +301,26 @@ impl Registry {
         let leaf = chain
             .first()
             .ok_or_else(|| Error::Unauthenticated("no client certificate was presented".into()))?;
+        let remembered = self
+            .resolved
+            .read()
+            .ok()
+            .and_then(|resolved| resolved.get(leaf.as_ref()).cloned());
+        if let Some(caller) = remembered {
+            return Ok(caller);
+        }
+        let caller = self.resolve(leaf)?;
+        if let Ok(mut resolved) = self.resolved.write() {
+            if resolved.len() >= RESOLVED_MAX {
+                resolved.clear();
+            }
+            resolved.insert(leaf.as_ref().to_vec(), caller.clone());
+        }
+        Ok(caller)
+    }
+
+    /// [`Registry::identify`] for one end-entity certificate, without the cache.
+    fn resolve(&self, leaf: &CertificateDer<'_>) -> Result<Caller, Error> {
         let fingerprint = hex::encode(Sha256::digest(leaf.as_ref()));
         let (_, cert) = X509Certificate::from_der(leaf.as_ref()).map_err(|_| {
             Error::Unauthenticated(format!(

@@ -15,7 +15,7 @@ use crate::error::Error;
 mod ledger;
 mod notices;
 mod records;
-pub use ledger::{EntryFilter, RawLogRow, StoredEntry};
+pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};
 pub use notices::StoredNotice;
 pub use records::{FactAbout, PathedChange};
 

@@ -297,13 +297,20 @@ async fn tamper(gateway: &TestGateway, statements: &[&str]) {
     let pool = gateway.database_pool().await;
     let (off, on): (Vec<&str>, Vec<&str>) = match gateway.database {
         TestDatabase::Postgres { .. } => (
-            vec!["ALTER TABLE disclosure_log DISABLE TRIGGER ALL"],
-            vec!["ALTER TABLE disclosure_log ENABLE TRIGGER ALL"],
+            vec![
+                "ALTER TABLE disclosure_log DISABLE TRIGGER ALL",
+                "ALTER TABLE checkpoint DISABLE TRIGGER ALL",
+            ],
+            vec![
+                "ALTER TABLE disclosure_log ENABLE TRIGGER ALL",
+                "ALTER TABLE checkpoint ENABLE TRIGGER ALL",
+            ],
         ),
         TestDatabase::Sqlite { .. } => (
             vec![
                 "DROP TRIGGER disclosure_log_no_update",
                 "DROP TRIGGER disclosure_log_no_delete",
+                "DROP TRIGGER checkpoint_no_delete",
             ],
             vec![],
         ),
@@ -348,6 +355,26 @@ async fn an_edited_field_is_detected_and_named() {
     ])
     .await;
     assert_eq!(seq, 5, "{problem}");
+}
+
+#[tokio::test]
+async fn a_separator_smuggled_into_a_filter_column_is_detected() {
+    // The verifier reads the filter columns joined by the unit separator; a value edited to
+    // contain one must not shift the other columns into place.
+    let (seq, _, problem) = tampered_log_names(&[
+        "UPDATE disclosure_log SET system_id = system_id || '\u{1f}' WHERE seq = 2",
+    ])
+    .await;
+    assert_eq!(seq, 2, "{problem}");
+    assert!(problem.contains("separator"), "{problem}");
+}
+
+#[tokio::test]
+async fn a_log_whose_checkpoints_were_deleted_does_not_verify() {
+    let (seq, _, problem) = tampered_log_names(&["DELETE FROM checkpoint"]).await;
+    // Eight refusals and the entry recording the first verification: all now unsigned.
+    assert_eq!(seq, 9, "{problem}");
+    assert!(problem.contains("no signed checkpoint"), "{problem}");
 }
 
 #[tokio::test]

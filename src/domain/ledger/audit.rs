@@ -13,7 +13,9 @@ use crate::error::Error;
 use crate::store::{EntryFilter, Store, StoredEntry};
 
 /// Rows read per page while verifying.
-const VERIFY_PAGE: u32 = 10_000;
+const VERIFY_PAGE: u32 = 2_000;
+/// Pages read ahead of the one being verified.
+const VERIFY_PAGES_AHEAD: usize = 2;
 /// Longest review or release note, in characters.
 const NOTE_MAX: usize = 4000;
 /// The agency whose entries are held back from subject-access reports until released:
@@ -306,28 +308,69 @@ async fn latest(store: &Store) -> Result<Checkpoint, Error> {
 }
 
 /// Recomputes everything in the store against its latest checkpoint and `public_key`.
+/// A reader task fetches the next page while this one is checked, so reading and hashing
+/// overlap; the checks themselves run strictly in `seq` order.
 pub async fn verify_store(
     store: &Store,
     public_key: &[u8],
 ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
-    // Read the checkpoint first: entries appended while verifying are beyond it.
+    // Read the checkpoint first: entries appended while verifying are beyond it, and the
+    // next verification covers them.
     let checkpoint = store.latest_checkpoint().await?;
-    let limit = checkpoint.as_ref().map_or(0, |c| c.tree_size);
+    // Without a checkpoint every row is read, so entries nobody signed are reported.
+    let limit = checkpoint.as_ref().map_or(i64::MAX as u64, |c| c.tree_size);
+    let (pages, mut received) = tokio::sync::mpsc::channel(VERIFY_PAGES_AHEAD);
+    let reader = tokio::spawn(read_pages(store.clone(), limit, pages));
     let mut verifier = Verifier::new();
-    let mut after = 0;
-    'pages: loop {
-        let page = store.raw_log_page(after, VERIFY_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for row in &page {
-            if row.seq > limit {
-                // Appended after the checkpoint was read; the next verification covers it.
-                break 'pages;
+    let mut outcome = None;
+    while let Some(page) = received.recv().await {
+        match page {
+            Ok(page) => {
+                if let Some(mismatch) = page.iter().find_map(|row| verifier.push_row(row).err()) {
+                    outcome = Some(Err(mismatch));
+                    break;
+                }
             }
-            if let Err(mismatch) = verifier.push_row(row) {
-                return Ok((Err(mismatch), checkpoint));
+            Err(error) => {
+                reader.abort();
+                return Err(error);
             }
         }
     }
-    Ok((verifier.finish(checkpoint.as_ref(), public_key), checkpoint))
+    // Dropping the receiver stops the reader at its next page.
+    drop(received);
+    reader.abort();
+    let outcome = outcome.unwrap_or_else(|| verifier.finish(checkpoint.as_ref(), public_key));
+    Ok((outcome, checkpoint))
+}
+
+/// Sends the rows with `seq` up to `limit`, page by page in order, until done, a read
+/// fails (the error is sent) or the receiver is gone.
+async fn read_pages(
+    store: Store,
+    limit: u64,
+    pages: tokio::sync::mpsc::Sender<Result<Vec<crate::store::RawLogRow>, Error>>,
+) {
+    let mut after = 0;
+    while after < limit {
+        let page = store
+            .raw_log_page(after, limit, VERIFY_PAGE)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, after, "reading the disclosure log to verify it failed");
+                error
+            });
+        let last = match &page {
+            Ok(rows) => rows.last().map(|row| row.seq),
+            Err(_) => None,
+        };
+        let failed = page.is_err();
+        if pages.send(page).await.is_err() || failed {
+            return;
+        }
+        match last {
+            Some(seq) => after = seq,
+            None => return,
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::domain::ledger::merkle::{Hash, leaf_hash, node_hash};
 use crate::domain::ledger::{Checkpoint, Entry, chain_hash};
-use crate::store::RawLogRow;
+use crate::store::{COLUMN_SEPARATOR, FILTER_COLUMNS, RawLogRow};
 
 /// The first problem found, naming the entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,12 @@ impl std::fmt::Display for Mismatch {
             )
         }
     }
+}
+
+/// Whether `stored` is the lower-case hex of `hash`, without allocating.
+fn same_hash(hash: &Hash, stored: &str) -> bool {
+    let mut text = [0u8; 64];
+    hex::encode_to_slice(hash, &mut text).is_ok() && text == stored.as_bytes()
 }
 
 /// A verified log.
@@ -53,32 +59,50 @@ impl Verifier {
 
     /// Checks the next stored row.
     pub fn push_row(&mut self, row: &RawLogRow) -> Result<(), Mismatch> {
+        let entry: Entry = serde_json::from_str(&row.entry).map_err(|_| Mismatch {
+            seq: row.seq,
+            entry_id: row
+                .filter_columns
+                .split(COLUMN_SEPARATOR)
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            problem: "the stored entry is not a valid entry encoding".into(),
+        })?;
         let fail = |problem: String| Mismatch {
             seq: row.seq,
-            entry_id: row.entry_id.clone(),
+            entry_id: entry.entry_id.clone(),
             problem,
         };
-        let entry: Entry = serde_json::from_str(&row.entry)
-            .map_err(|_| fail("the stored entry is not a valid entry encoding".into()))?;
-        let columns = [
-            ("entry_id", row.entry_id == entry.entry_id),
-            ("recorded_at", row.recorded_at == entry.recorded_at),
-            ("kind", row.kind == entry.kind.as_str()),
-            ("decision", row.decision == entry.decision.as_str()),
-            ("agency", row.agency == entry.agency),
-            ("system_id", row.system_id == entry.system_id),
-            (
-                "practitioner_id",
-                row.practitioner_id == entry.practitioner_id,
-            ),
-            ("purpose", row.purpose == entry.purpose),
-            ("break_glass", row.break_glass == entry.break_glass),
-            (
-                "subject_person_id",
-                row.subject_person_id == entry.subject_person_id,
-            ),
+        let hashed: [&str; FILTER_COLUMNS.len()] = [
+            &entry.entry_id,
+            &entry.recorded_at,
+            entry.kind.as_str(),
+            entry.decision.as_str(),
+            &entry.agency,
+            &entry.system_id,
+            &entry.practitioner_id,
+            &entry.purpose,
+            if entry.break_glass { "1" } else { "0" },
+            &entry.subject_person_id,
         ];
-        if let Some((column, _)) = columns.iter().find(|(_, same)| !same) {
+        let mut stored = [""; FILTER_COLUMNS.len()];
+        let mut parts = row.filter_columns.split(COLUMN_SEPARATOR);
+        for slot in stored.iter_mut() {
+            *slot = parts.next().unwrap_or_default();
+        }
+        if parts.next().is_some() {
+            return Err(fail(
+                "a filter column holds a separator character the gateway never writes: it \
+                 was edited"
+                    .into(),
+            ));
+        }
+        if let Some((column, _)) = FILTER_COLUMNS
+            .iter()
+            .zip(stored.iter().zip(hashed))
+            .find(|(_, (stored, hashed))| **stored != *hashed)
+        {
             return Err(fail(format!(
                 "column `{column}` does not match the hashed entry: it was edited"
             )));
@@ -122,13 +146,13 @@ impl Verifier {
             ));
         }
         let leaf = leaf_hash(text);
-        if hex::encode(leaf) != stored_leaf {
+        if !same_hash(&leaf, stored_leaf) {
             return Err(fail(
                 "the entry does not hash to its stored leaf hash: it was edited".into(),
             ));
         }
         let chain = chain_hash(&self.previous_chain, &leaf);
-        if hex::encode(chain) != stored_chain {
+        if !same_hash(&chain, stored_chain) {
             return Err(fail(
                 "the hash chain breaks here: an entry before it, or this one, was changed, \
                  removed or moved"
