@@ -56,7 +56,7 @@ pub struct Trigger {
 }
 
 /// Current facts naming the trigger's persons and everyone one link from them.
-pub type Surroundings = HashMap<String, Vec<FactAbout>>;
+pub type Surroundings = HashMap<String, crate::store::Facts>;
 
 /// Who receives a notice and as which role.
 type Recipient = (String, Role);
@@ -78,8 +78,8 @@ fn current(about: &FactAbout) -> bool {
 fn facts<'a>(world: &'a Surroundings, person: &str) -> impl Iterator<Item = &'a FactAbout> {
     world
         .get(person)
-        .into_iter()
-        .flatten()
+        .map_or(&[][..], |f| &f[..])
+        .iter()
         .filter(|f| current(f))
 }
 

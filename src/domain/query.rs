@@ -7,13 +7,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
+use crate::domain::notify::Surroundings;
 use crate::domain::policy::{Level, Policy, PolicyHolder};
 use crate::domain::records::facts::{Fact, LinkType, Part};
 use crate::domain::records::status::{self, SafeguardingStatus};
 use crate::domain::records::{Category, Day, PersonRef};
 use crate::domain::{Agency, AgencySystem, Practitioner, Purpose};
 use crate::error::Error;
-use crate::store::{FactAbout, Store};
+use crate::store::{FactAbout, RecordsNow, Store};
 
 /// Who asks, about whom, and the log entry describing the request so far.
 #[derive(Debug, Clone)]
@@ -102,7 +103,14 @@ struct Neighbourhood {
     subject: String,
     /// (person id, link type, subject is the link's `from`), in link order.
     linked: Vec<(String, LinkType, bool)>,
-    facts: HashMap<String, Vec<FactAbout>>,
+    facts: Surroundings,
+}
+
+impl Neighbourhood {
+    /// The current facts naming `person`.
+    fn facts_of(&self, person: &str) -> &[FactAbout] {
+        self.facts.get(person).map_or(&[], |facts| &facts[..])
+    }
 }
 
 /// Why the question is legitimate, if it is.
@@ -148,7 +156,8 @@ impl Queries {
     pub async fn query(&self, question: Question) -> Result<Answer, Error> {
         let policy = self.policy.current();
         let (purpose, lawful_basis, purpose_rule) = purpose(&policy, &question)?;
-        let neighbourhood = self.neighbourhood(&question).await?;
+        let records = self.store.records_now().await?;
+        let neighbourhood = self.neighbourhood(&records, &question).await?;
         let legitimacy = legitimacy(&question, &neighbourhood)?;
         let today = Day::today();
 
@@ -183,7 +192,7 @@ impl Queries {
                 facts: Vec::new(),
                 status: None,
             };
-            for about in neighbourhood.facts.get(&person_id).into_iter().flatten() {
+            for about in neighbourhood.facts_of(&person_id) {
                 // Each fact once, under the person it is chiefly about; links only between
                 // persons in the answer, so nobody two links away is revealed.
                 if home.get(&about.record_id) != Some(&person_id)
@@ -234,7 +243,7 @@ impl Queries {
                 .iter()
                 .any(|f| f.category == Category::LegalStatus);
             if legal_status_detail && has_legal_status {
-                let versions = self.store.legal_statuses(&person_id).await?;
+                let versions = records.legal_statuses(&person_id).await?;
                 view.status = Some(status::derive(&person_id, &versions, today));
             }
             views.push(view);
@@ -305,7 +314,11 @@ impl Queries {
             Err(error) => refusal = Some((error.rule(), error.to_string())),
         }
         if refusal.is_none() {
-            let checked = match self.neighbourhood(&question).await {
+            let neighbourhood = match self.store.records_now().await {
+                Ok(records) => self.neighbourhood(&records, &question).await,
+                Err(error) => Err(error),
+            };
+            let checked = match neighbourhood {
                 Ok(neighbourhood) => {
                     entry.subject_person_id = neighbourhood.subject.clone();
                     legitimacy(&question, &neighbourhood)
@@ -347,7 +360,11 @@ impl Queries {
         })
     }
 
-    async fn neighbourhood(&self, question: &Question) -> Result<Neighbourhood, Error> {
+    async fn neighbourhood(
+        &self,
+        records: &RecordsNow<'_>,
+        question: &Question,
+    ) -> Result<Neighbourhood, Error> {
         // An unknown person and a person the agency has no business with get the same
         // refusal, so the answer does not reveal who is on record.
         let Some(subject) = self.store.find_person(&question.subject).await? else {
@@ -359,9 +376,9 @@ impl Queries {
             }
             return Err(no_legitimate_relationship());
         };
-        let subject_facts = self.store.current_facts_naming(&subject).await?;
+        let subject_facts = records.facts_naming(&subject).await?;
         let mut linked: Vec<(String, LinkType, bool)> = Vec::new();
-        for about in &subject_facts {
+        for about in subject_facts.iter() {
             if let Fact::Link(link) = &about.fact {
                 let (Some(from), Some(to)) = (link.from.person_id(), link.to.person_id()) else {
                     continue;
@@ -376,12 +393,9 @@ impl Queries {
                 }
             }
         }
-        let mut facts = HashMap::from([(subject.clone(), subject_facts)]);
+        let mut facts = Surroundings::from([(subject.clone(), subject_facts)]);
         for (person, _, _) in &linked {
-            facts.insert(
-                person.clone(),
-                self.store.current_facts_naming(person).await?,
-            );
+            facts.insert(person.clone(), records.facts_naming(person).await?);
         }
         Ok(Neighbourhood {
             subject,
@@ -428,26 +442,19 @@ fn legitimacy(question: &Question, neighbourhood: &Neighbourhood) -> Result<Legi
     let system = question.system.id.as_str();
     let open = |end: &Option<Day>| end.is_none_or(|end| end >= today);
     let involved = |person: &str| {
-        neighbourhood
-            .facts
-            .get(person)
-            .into_iter()
-            .flatten()
-            .any(|about| {
-                let works_with = match &about.fact {
-                    Fact::Involvement(f) => f.person.person_id() == Some(person) && open(&f.end),
-                    Fact::HealthInvolvement(f) => {
-                        f.person.person_id() == Some(person) && open(&f.end)
-                    }
-                    Fact::Education(f) => f.child.person_id() == Some(person) && open(&f.end),
-                    Fact::Iom(f) => f.person.person_id() == Some(person) && open(&f.end),
-                    Fact::ProbationSupervision(f) => {
-                        f.person.person_id() == Some(person) && open(&f.end)
-                    }
-                    _ => false,
-                };
-                works_with && about.owner_system == system
-            })
+        neighbourhood.facts_of(person).iter().any(|about| {
+            let works_with = match &about.fact {
+                Fact::Involvement(f) => f.person.person_id() == Some(person) && open(&f.end),
+                Fact::HealthInvolvement(f) => f.person.person_id() == Some(person) && open(&f.end),
+                Fact::Education(f) => f.child.person_id() == Some(person) && open(&f.end),
+                Fact::Iom(f) => f.person.person_id() == Some(person) && open(&f.end),
+                Fact::ProbationSupervision(f) => {
+                    f.person.person_id() == Some(person) && open(&f.end)
+                }
+                _ => false,
+            };
+            works_with && about.owner_system == system
+        })
     };
     if involved(&neighbourhood.subject) {
         return Ok(Legitimacy::Subject);
@@ -469,10 +476,7 @@ fn legitimacy(question: &Question, neighbourhood: &Neighbourhood) -> Result<Legi
 /// For each fact, the person in the answer it is shown under: the first (in answer order)
 /// who plays a primary part in it (subject, child, respondent, a link's `from`), else the
 /// first who is named in it at all.
-fn home_persons(
-    order: &[String],
-    facts: &HashMap<String, Vec<FactAbout>>,
-) -> HashMap<String, String> {
+fn home_persons(order: &[String], facts: &Surroundings) -> HashMap<String, String> {
     let primary = |part: &Part| {
         matches!(
             part,
@@ -482,7 +486,7 @@ fn home_persons(
     let mut home: HashMap<String, String> = HashMap::new();
     for pass_primary in [true, false] {
         for person in order {
-            for about in facts.get(person).into_iter().flatten() {
+            for about in facts.get(person).map_or(&[][..], |f| &f[..]) {
                 if !pass_primary || about.parts.iter().any(primary) {
                     home.entry(about.record_id.clone())
                         .or_insert_with(|| person.clone());
@@ -506,7 +510,7 @@ fn links_within(fact: &Fact, in_answer: &BTreeSet<&str>) -> bool {
 /// Whom to contact about a fact: its own team and route where it has them, else the
 /// owning agency's involvement with the same person, else the owning system and the
 /// contact route the registry gives it.
-pub(crate) fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout>>) -> Indicator {
+pub(crate) fn indicator(about: &FactAbout, facts: &Surroundings) -> Indicator {
     let own = match &about.fact {
         Fact::Involvement(f) => Some((f.team.clone(), f.contact_route.clone())),
         Fact::Iom(f) => Some((
@@ -523,8 +527,8 @@ pub(crate) fn indicator(about: &FactAbout, facts: &HashMap<String, Vec<FactAbout
             about.fact.person_ids().iter().find_map(|person| {
                 facts
                     .get(person)
-                    .into_iter()
-                    .flatten()
+                    .map_or(&[][..], |f| &f[..])
+                    .iter()
                     .find_map(|other| match &other.fact {
                         Fact::Involvement(i) if other.owner == about.owner => {
                             Some((i.team.clone(), i.contact_route.clone()))

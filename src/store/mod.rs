@@ -14,9 +14,11 @@ use crate::error::Error;
 
 mod ledger;
 mod notices;
+mod read_cache;
 mod records;
 pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};
 pub use notices::StoredNotice;
+pub use read_cache::{Facts, RecordsNow};
 pub use records::{FactAbout, PathedChange};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -61,6 +63,8 @@ pub struct Store {
     sqlite_file: Option<PathBuf>,
     /// Woken whenever this process commits notices, so subscribers deliver at once.
     notices_committed: std::sync::Arc<tokio::sync::Notify>,
+    /// What queries read most, while the records are unchanged (see `read_cache.rs`).
+    read_cache: std::sync::Arc<read_cache::ReadCache>,
 }
 
 impl Store {
@@ -107,6 +111,7 @@ impl Store {
             backend,
             sqlite_file,
             notices_committed: std::sync::Arc::new(tokio::sync::Notify::new()),
+            read_cache: Default::default(),
         })
     }
 

@@ -185,6 +185,11 @@ impl Store {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
+        // Last before the commit, so the counter's row lock is held for no longer than
+        // the commit: queries in every process see that what they remember is stale.
+        sqlx::query("UPDATE records_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         if notices_added {
             self.notices_committed.notify_waiters();
@@ -241,7 +246,7 @@ impl Store {
     }
 
     /// Resolves a person reference without creating anything.
-    pub async fn find_person(&self, person: &PersonRef) -> Result<Option<String>, Error> {
+    pub(crate) async fn lookup_person(&self, person: &PersonRef) -> Result<Option<String>, Error> {
         let mut conn = self.pool.acquire().await.map_err(database_error)?;
         lookup_person(&mut conn, person)
             .await
@@ -865,11 +870,11 @@ async fn raise_notices(
             .flatten()
             .filter_map(|p| p.person_id().map(str::to_owned))
             .collect();
-        world.insert(person.clone(), facts);
+        world.insert(person.clone(), facts.into());
         for other in linked {
             if let std::collections::hash_map::Entry::Vacant(slot) = world.entry(other) {
                 let facts = facts_naming(conn, slot.key()).await?;
-                slot.insert(facts);
+                slot.insert(facts.into());
             }
         }
     }

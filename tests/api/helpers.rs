@@ -82,6 +82,7 @@ impl TestPki {
 
 /// The database a test gateway uses: a SQLite file, or a fresh PostgreSQL database
 /// when `SAFEGATE_TEST_DATABASE_URL` points at a server.
+#[derive(Clone)]
 pub enum TestDatabase {
     Sqlite { file: PathBuf },
     Postgres { server: String, name: String },
@@ -137,7 +138,7 @@ impl TestDatabase {
 /// A gateway running in-process on 127.0.0.1:0.
 pub struct TestGateway {
     pub addr: SocketAddr,
-    pub pki: TestPki,
+    pub pki: std::sync::Arc<TestPki>,
     pub database: TestDatabase,
     store: safegate::store::Store,
     data_dir: PathBuf,
@@ -158,12 +159,18 @@ pub async fn spawn_gateway_with_policy(policy_dir: &Path) -> TestGateway {
     let pki = TestPki::new();
     let data_dir = temp_dir("data");
     let database = TestDatabase::create(&data_dir).await;
-    start(pki, database, data_dir, policy_dir.to_owned()).await
+    start(
+        std::sync::Arc::new(pki),
+        database,
+        data_dir,
+        policy_dir.to_owned(),
+    )
+    .await
 }
 
 /// Runs a gateway on an existing PKI and database.
 async fn start(
-    pki: TestPki,
+    pki: std::sync::Arc<TestPki>,
     database: TestDatabase,
     data_dir: PathBuf,
     policy_dir: PathBuf,
@@ -200,6 +207,18 @@ async fn start(
 }
 
 impl TestGateway {
+    /// A second gateway on the same database, PKI and policy, as a second process of one
+    /// deployment would be (it shares nothing in memory with this one).
+    pub async fn another_on_the_same_database(&self) -> TestGateway {
+        start(
+            std::sync::Arc::clone(&self.pki),
+            self.database.clone(),
+            self.data_dir.clone(),
+            self.policy_dir.clone(),
+        )
+        .await
+    }
+
     /// Stops this gateway abruptly (no drain) and starts a new process-equivalent on the
     /// same PKI and database, as after a crash and restart.
     pub async fn crash_and_restart(mut self) -> TestGateway {
@@ -209,7 +228,7 @@ impl TestGateway {
         }
         self.shutdown.take();
         self.store.close().await;
-        let pki = std::mem::replace(&mut self.pki, TestPki::new());
+        let pki = std::sync::Arc::clone(&self.pki);
         let database = std::mem::replace(
             &mut self.database,
             TestDatabase::Sqlite {

@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use safegate::api::proto::{
-    self, ExplainRequest, Identifier, IdentifierScheme, LinkType, ListEntriesRequest, PersonRef,
-    PractitionerContext, Purpose, QueryRequest, QueryResponse, ReloadPolicyRequest, Role,
-    fact::Category, query_service_client::QueryServiceClient,
+    self, EndFactRequest, EndReason, ExplainRequest, Fact, Identifier, IdentifierScheme, LinkType,
+    ListEntriesRequest, PersonRef, PractitionerContext, PublishRequest, Purpose, QueryRequest,
+    QueryResponse, ReloadPolicyRequest, Role, fact::Category,
+    query_service_client::QueryServiceClient,
 };
 use safegate::case::{self, AMY_NHS, BEN_NHS, DEAN_PNC, LoadedCase};
 use tonic::Code;
 
-use crate::helpers::{TestGateway, auditor, spawn_gateway, spawn_gateway_with_policy, temp_dir};
+use crate::helpers::{
+    TestGateway, acting, auditor, spawn_gateway, spawn_gateway_with_policy, temp_dir,
+};
 
 fn nhs(value: &str) -> Option<PersonRef> {
     Some(PersonRef {
@@ -630,4 +633,80 @@ async fn a_broken_policy_reload_keeps_the_old_policy_in_force() {
             .await
             .expect_err("not an admin system");
     assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+/// Record ids of the facts shown under the answer's subject.
+fn subject_records(answer: &QueryResponse) -> Vec<String> {
+    answer
+        .subject
+        .as_ref()
+        .expect("subject")
+        .facts
+        .iter()
+        .map(|f| f.record_id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_change_made_through_another_gateway_process_shows_in_the_next_answer() {
+    // A gateway answers from the facts it read while the records stay unchanged; a fact
+    // published or ended through another process on the same database must show in the
+    // very next answer, not whenever a cache happens to expire.
+    let (a, case) = with_case().await;
+    let b = a.another_on_the_same_database().await;
+    let iom = || asking("IOM-0001", Role::IomOfficer, Purpose::OffenderManagement);
+    let ask = || query(&a, "police-iom", iom(), pnc(DEAN_PNC));
+    let first = ask().await.expect("answered");
+    let again = ask().await.expect("answered");
+    assert_eq!(subject_records(&first), subject_records(&again));
+
+    let dean = case.persons["Dean"].clone();
+    let event = b
+        .records("police-iom")
+        .await
+        .publish(PublishRequest {
+            context: Some(acting("police-iom")),
+            client_request_id: "through-b-1".into(),
+            fact: Some(Fact {
+                category: Some(proto::fact::Category::PoliceEvent(proto::PoliceEvent {
+                    r#type: proto::PoliceEventType::DomesticAbuseIncident.into(),
+                    occurred_date: "2024-03-01".into(),
+                    persons: vec![PersonRef {
+                        r#ref: Some(proto::person_ref::Ref::PersonId(dean.clone())),
+                    }],
+                    court_order_record_id: String::new(),
+                    summary: "Reported through the second gateway process".into(),
+                })),
+            }),
+        })
+        .await
+        .expect("published through b")
+        .into_inner()
+        .receipt
+        .expect("receipt")
+        .record_id;
+    assert!(!subject_records(&first).contains(&event));
+    let published = ask().await.expect("answered");
+    assert!(
+        subject_records(&published).contains(&event),
+        "the fact published through the other process is missing from the next answer"
+    );
+
+    b.records("police-iom")
+        .await
+        .end_fact(EndFactRequest {
+            context: Some(acting("police-iom")),
+            client_request_id: "through-b-2".into(),
+            record_id: event.clone(),
+            end_date: "2024-03-02".into(),
+            reason: EndReason::EnteredInError.into(),
+        })
+        .await
+        .expect("ended through b");
+    let ended = ask().await.expect("answered");
+    assert!(
+        !subject_records(&ended).contains(&event),
+        "the fact ended through the other process is still in the next answer"
+    );
+    assert_eq!(subject_records(&ended), subject_records(&first));
 }

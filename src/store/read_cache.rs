@@ -1,0 +1,158 @@
+//! What queries read most, kept in memory for as long as the records have not changed.
+//!
+//! Every transaction that changes the records bumps one counter row in the same
+//! transaction (`records_generation`, migration 0007). A query reads that counter once
+//! (one small indexed read) and is then served the current facts it needs from memory if
+//! they were read at the same generation, or from the database otherwise. Because the
+//! counter lives in the database, a change made by another gateway process sharing the
+//! database is seen by the next query here, exactly as if nothing were cached.
+//!
+//! Why it is exact: a value is remembered under the generation read *before* the value
+//! was read, so it reflects that generation or a later one; it is served only to a query
+//! that read the same generation, and a later change makes every query read a newer
+//! generation and so miss. Person references are remembered apart from the generation:
+//! a person is never deleted and an identifier never moves to another person.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::domain::records::PersonRef;
+use crate::domain::records::status::LegalStatusVersion;
+use crate::error::Error;
+use crate::store::{FactAbout, Store, database_error};
+
+/// Persons whose facts (or legal statuses) are remembered before the cache starts over.
+const PERSONS_MAX: usize = 20_000;
+/// Person references remembered before that memory starts over.
+const REFERENCES_MAX: usize = 100_000;
+
+/// Current facts naming one person, shared between queries without copying.
+pub type Facts = Arc<[FactAbout]>;
+
+/// The cache a [`Store`] and its clones share.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCache {
+    by_generation: Mutex<Remembered>,
+    /// Person reference (`id:` + person id, or an identifier key) to person id.
+    references: Mutex<HashMap<String, String>>,
+}
+
+#[derive(Debug, Default)]
+struct Remembered {
+    generation: i64,
+    facts: HashMap<String, Facts>,
+    legal_statuses: HashMap<String, Arc<[LegalStatusVersion]>>,
+}
+
+impl Remembered {
+    /// The maps for `generation`, if this cache can serve or keep values of it: a newer
+    /// generation empties the cache; an older one (a query that started before the
+    /// latest change) neither reads nor writes it.
+    fn at(&mut self, generation: i64) -> Option<&mut Self> {
+        if generation > self.generation {
+            self.generation = generation;
+            self.facts.clear();
+            self.legal_statuses.clear();
+        }
+        (generation == self.generation).then_some(self)
+    }
+}
+
+fn remember<T: ?Sized>(map: &mut HashMap<String, Arc<T>>, key: &str, value: &Arc<T>) {
+    if map.len() >= PERSONS_MAX {
+        map.clear();
+    }
+    map.insert(key.to_owned(), Arc::clone(value));
+}
+
+fn reference_key(person: &PersonRef) -> String {
+    match person {
+        PersonRef::PersonId(id) => format!("id:{id}"),
+        PersonRef::Identifier(identifier) => identifier.key(),
+    }
+}
+
+/// The records as of one generation; see the module documentation.
+#[derive(Debug)]
+pub struct RecordsNow<'a> {
+    store: &'a Store,
+    generation: i64,
+}
+
+impl Store {
+    /// Reads the records' generation: reads through the result are served from memory
+    /// where they were already read at this generation.
+    pub async fn records_now(&self) -> Result<RecordsNow<'_>, Error> {
+        let generation: i64 =
+            sqlx::query_scalar("SELECT generation FROM records_generation WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(database_error)?;
+        Ok(RecordsNow {
+            store: self,
+            generation,
+        })
+    }
+
+    /// The person a reference names, if any; found persons are remembered.
+    pub async fn find_person(&self, person: &PersonRef) -> Result<Option<String>, Error> {
+        let key = reference_key(person);
+        let known = self
+            .read_cache
+            .references
+            .lock()
+            .ok()
+            .and_then(|references| references.get(&key).cloned());
+        if known.is_some() {
+            return Ok(known);
+        }
+        let found = self.lookup_person(person).await?;
+        if let (Some(person_id), Ok(mut references)) = (&found, self.read_cache.references.lock()) {
+            if references.len() >= REFERENCES_MAX {
+                references.clear();
+            }
+            references.insert(key, person_id.clone());
+        }
+        Ok(found)
+    }
+}
+
+impl RecordsNow<'_> {
+    /// Every current fact naming `person_id`, as [`Store::current_facts_naming`].
+    pub async fn facts_naming(&self, person_id: &str) -> Result<Facts, Error> {
+        if let Some(facts) = self.cached(|r| r.facts.get(person_id).cloned()) {
+            return Ok(facts);
+        }
+        let facts: Facts = self.store.current_facts_naming(person_id).await?.into();
+        self.keep(|r| remember(&mut r.facts, person_id, &facts));
+        Ok(facts)
+    }
+
+    /// The latest version of each legal-status fact about the child `person_id`, as
+    /// [`Store::legal_statuses`].
+    pub async fn legal_statuses(
+        &self,
+        person_id: &str,
+    ) -> Result<Arc<[LegalStatusVersion]>, Error> {
+        if let Some(versions) = self.cached(|r| r.legal_statuses.get(person_id).cloned()) {
+            return Ok(versions);
+        }
+        let versions: Arc<[LegalStatusVersion]> =
+            self.store.legal_statuses(person_id).await?.into();
+        self.keep(|r| remember(&mut r.legal_statuses, person_id, &versions));
+        Ok(versions)
+    }
+
+    fn cached<T>(&self, get: impl FnOnce(&mut Remembered) -> Option<T>) -> Option<T> {
+        let mut remembered = self.store.read_cache.by_generation.lock().ok()?;
+        remembered.at(self.generation).and_then(get)
+    }
+
+    fn keep(&self, put: impl FnOnce(&mut Remembered)) {
+        if let Ok(mut remembered) = self.store.read_cache.by_generation.lock()
+            && let Some(remembered) = remembered.at(self.generation)
+        {
+            put(remembered);
+        }
+    }
+}
