@@ -471,22 +471,27 @@ async fn call_once(target: &mut Target, kind: Kind, requests: &Requests) -> Resu
                 .map_err(|e| format!("append: {e}"))?;
         }
         (Target::Store(store, linked), Kind::Reads) => {
-            // What `Queries::neighbourhood` reads for this Query: the subject by PNC,
-            // then the current facts naming the subject and each linked person.
+            // What `Queries::neighbourhood` reads for this Query: the records' generation,
+            // the subject by PNC, then the current facts naming the subject and each
+            // linked person (from memory while the records are unchanged).
+            let records = store
+                .records_now()
+                .await
+                .map_err(|e| format!("records_now: {e}"))?;
             let subject = store
                 .find_person(&requests.subject)
                 .await
                 .map_err(|e| format!("find_person: {e}"))?
                 .ok_or("Dean not found")?;
-            store
-                .current_facts_naming(&subject)
+            records
+                .facts_naming(&subject)
                 .await
-                .map_err(|e| format!("current_facts_naming: {e}"))?;
+                .map_err(|e| format!("facts_naming: {e}"))?;
             for person in linked.iter() {
-                store
-                    .current_facts_naming(person)
+                records
+                    .facts_naming(person)
                     .await
-                    .map_err(|e| format!("current_facts_naming: {e}"))?;
+                    .map_err(|e| format!("facts_naming: {e}"))?;
             }
         }
         _ => return Err("caller wired to the wrong target".into()),
