@@ -99,6 +99,15 @@ impl Nodes {
     }
 }
 
+/// Where this process's last committed batch left the log: its size, chain hash and the
+/// Merkle frontier (the roots of the perfect subtrees that make up the tree).
+#[derive(Debug, Clone)]
+pub(crate) struct LedgerTip {
+    size: u64,
+    chain: Hash,
+    frontier: HashMap<(u32, u64), Hash>,
+}
+
 /// The perfect subtrees whose roots make up a tree of `size` leaves.
 fn frontier(size: u64) -> Vec<(u32, u64)> {
     (0..64)
@@ -147,7 +156,20 @@ impl Store {
             }
             None => (0, [0u8; 32]),
         };
-        let mut nodes = Nodes::Loaded(self.load_nodes(&mut tx, &frontier(size)).await?);
+        // The frontier this process left after its last batch, if the log still ends
+        // where that batch ended (no other process appended since): saves one read per
+        // frontier node, a dozen or more on a large log.
+        let remembered = self
+            .ledger_tip
+            .lock()
+            .ok()
+            .and_then(|mut tip| tip.take())
+            .filter(|tip| tip.size == size && tip.chain == previous);
+        let loaded = match remembered {
+            Some(tip) => tip.frontier,
+            None => self.load_nodes(&mut tx, &frontier(size)).await?,
+        };
+        let mut nodes = Nodes::Loaded(loaded);
         let mut seqs = Vec::with_capacity(entries.len());
         let mut log_rows: Vec<Vec<Cell>> = Vec::with_capacity(entries.len());
         let mut person_rows: Vec<Vec<Cell>> = Vec::new();
@@ -223,6 +245,18 @@ impl Store {
         let checkpoint = signer.sign(size, root, now());
         insert_checkpoint(&mut tx, &checkpoint).await?;
         tx.commit().await.map_err(database_error)?;
+        if let (Nodes::Loaded(all), Ok(mut tip)) = (&nodes, self.ledger_tip.lock()) {
+            // Remembered only when complete; otherwise the next batch reads it.
+            *tip = frontier(size)
+                .into_iter()
+                .map(|at| all.get(&at).map(|hash| (at, *hash)))
+                .collect::<Option<HashMap<_, _>>>()
+                .map(|frontier| LedgerTip {
+                    size,
+                    chain: previous,
+                    frontier,
+                });
+        }
         Ok(seqs)
     }
 
@@ -587,7 +621,15 @@ async fn insert_rows(
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(());
     };
-    for chunk in rows.chunks((MAX_PARAMETERS / width).max(1)) {
+    // Statements of power-of-two row counts (the set bits of the total), so a handful of
+    // statement texts cover every batch size and stay prepared in the statement cache.
+    let largest = (MAX_PARAMETERS / width).max(1);
+    let largest = 1usize << largest.ilog2();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = largest.min(1usize << rest.len().ilog2());
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
         let mut sql = format!("INSERT INTO {table_and_columns} VALUES ");
         let mut n = 0;
         for (i, _) in chunk.iter().enumerate() {

@@ -65,6 +65,8 @@ pub struct Store {
     notices_committed: std::sync::Arc<tokio::sync::Notify>,
     /// What queries read most, while the records are unchanged (see `read_cache.rs`).
     read_cache: std::sync::Arc<read_cache::ReadCache>,
+    /// Where this process's last disclosure-log batch left the log.
+    ledger_tip: std::sync::Arc<std::sync::Mutex<Option<ledger::LedgerTip>>>,
 }
 
 impl Store {
@@ -112,6 +114,7 @@ impl Store {
             sqlite_file,
             notices_committed: std::sync::Arc::new(tokio::sync::Notify::new()),
             read_cache: Default::default(),
+            ledger_tip: Default::default(),
         })
     }
 
