@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::domain::ledger::merkle::{self, Hash, NodeSource};
 use crate::domain::ledger::review::{Annotation, BreakGlassReview, ReviewOutcome};
-use crate::domain::ledger::{Checkpoint, CheckpointSigner, Entry, chain_hash, now};
+use crate::domain::ledger::{Checkpoint, CheckpointSigner, Entry, Sealed, chain_hash, now};
 use crate::error::Error;
 use crate::store::{Backend, Store, database_error};
 
@@ -124,7 +124,11 @@ impl Store {
         entries: &[Entry],
         signer: &CheckpointSigner,
     ) -> Result<Vec<u64>, Error> {
-        let batch: Vec<(&Entry, Option<&Annotation>)> = entries.iter().map(|e| (e, None)).collect();
+        let sealed = entries
+            .iter()
+            .map(|e| Sealed::new(e.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch: Vec<(&Sealed, Option<&Annotation>)> = sealed.iter().map(|e| (e, None)).collect();
         self.append_annotated(&batch, signer).await
     }
 
@@ -132,7 +136,7 @@ impl Store {
     /// break-glass review, a release), inserted in the same transaction.
     pub async fn append_annotated(
         &self,
-        entries: &[(&Entry, Option<&Annotation>)],
+        entries: &[(&Sealed, Option<&Annotation>)],
         signer: &CheckpointSigner,
     ) -> Result<Vec<u64>, Error> {
         let mut tx = self.begin_write().await.map_err(database_error)?;
@@ -174,9 +178,8 @@ impl Store {
         let mut log_rows: Vec<Vec<Cell>> = Vec::with_capacity(entries.len());
         let mut person_rows: Vec<Vec<Cell>> = Vec::new();
         let mut node_rows: Vec<Vec<Cell>> = Vec::new();
-        for &(entry, _) in entries {
-            let text = String::from_utf8(entry.canonical()).map_err(Error::internal)?;
-            let leaf = merkle::leaf_hash(text.as_bytes());
+        for &(sealed, _) in entries {
+            let (entry, text, leaf) = (&sealed.entry, sealed.text.clone(), sealed.leaf);
             let chain = chain_hash(&previous, &leaf);
             let completed = merkle::completed_nodes(&mut nodes, size, leaf)
                 .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;

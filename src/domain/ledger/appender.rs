@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::ledger::review::Annotation;
-use crate::domain::ledger::{CheckpointSigner, Entry};
+use crate::domain::ledger::{CheckpointSigner, Entry, Sealed};
 use crate::error::Error;
 use crate::store::Store;
 
@@ -24,7 +24,7 @@ pub struct Appended {
 }
 
 struct Pending {
-    entry: Entry,
+    sealed: Sealed,
     /// A record committed in the same transaction as the entry that records it.
     annotation: Option<Annotation>,
     reply: oneshot::Sender<Result<u64, Error>>,
@@ -41,7 +41,7 @@ pub struct Ledger {
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
-            .field("entry_id", &self.entry.entry_id)
+            .field("entry_id", &self.sealed.entry.entry_id)
             .finish()
     }
 }
@@ -81,10 +81,12 @@ impl Ledger {
         annotation: Option<Annotation>,
     ) -> Result<Appended, Error> {
         let entry_id = entry.entry_id.clone();
+        // Encoded and hashed here, on the caller's task, in parallel with other callers.
+        let sealed = Sealed::new(entry)?;
         let (reply, committed) = oneshot::channel();
         self.queue
             .send(Pending {
-                entry,
+                sealed,
                 annotation,
                 reply,
             })
@@ -125,9 +127,9 @@ async fn commit_loop(
                 Err(_) => break,
             }
         }
-        let entries: Vec<(&Entry, Option<&Annotation>)> = batch
+        let entries: Vec<(&Sealed, Option<&Annotation>)> = batch
             .iter()
-            .map(|p| (&p.entry, p.annotation.as_ref()))
+            .map(|p| (&p.sealed, p.annotation.as_ref()))
             .collect();
         let appended = store.append_annotated(&entries, &signer).await;
         drop(entries);

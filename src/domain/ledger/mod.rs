@@ -139,6 +139,27 @@ impl Entry {
     }
 }
 
+/// An entry with its canonical encoding and leaf hash, which depend on the entry alone
+/// and not on where it lands in the log: computed by each caller's own task before the
+/// entry joins the group-commit queue, so the one committer only chains, builds the tree
+/// and writes.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub entry: Entry,
+    /// [`Entry::canonical`], the bytes that are hashed and stored.
+    pub text: String,
+    /// RFC 6962 leaf hash of `text`.
+    pub leaf: Hash,
+}
+
+impl Sealed {
+    pub fn new(entry: Entry) -> Result<Self, crate::error::Error> {
+        let text = String::from_utf8(entry.canonical()).map_err(crate::error::Error::internal)?;
+        let leaf = merkle::leaf_hash(text.as_bytes());
+        Ok(Sealed { entry, text, leaf })
+    }
+}
+
 /// `SHA-256(previous chain hash || leaf hash)`: each entry's link in the hash chain.
 pub fn chain_hash(previous: &Hash, leaf: &Hash) -> Hash {
     let mut h = Sha256::new();
