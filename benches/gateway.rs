@@ -54,13 +54,16 @@
 //! Ratios are taken against the stricter of the two echo runs (first and last): the
 //! higher echo throughput and the lower echo p99.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use common::{BenchDatabase, load_average, thousands};
 use prost::Message;
 use safegate::api::proto::{
     self, ExplainRequest, ExplainResponse, Identifier, IdentifierScheme, PersonRef,
@@ -75,7 +78,6 @@ use safegate::pki::DEMO_SYSTEMS;
 use safegate::registry::Registry;
 use safegate::startup::Application;
 use safegate::store::Store;
-use sqlx::{Connection, Executor, PgConnection};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -116,7 +118,7 @@ fn main() -> Result<()> {
     let work = std::env::temp_dir().join(format!("safegate-bench-gw-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work)?;
     let outcome = client_runtime.block_on(async {
-        let database = BenchDatabase::create(&work).await?;
+        let database = BenchDatabase::create(&work, "safegate").await?;
         let outcome = measure(&settings, &work, &database, server_runtime.handle()).await;
         let dropped = database.drop_database().await;
         outcome.and(dropped)
@@ -184,100 +186,6 @@ impl BenchSettings {
             seconds,
             warm_up,
         })
-    }
-}
-
-/// The gateway's database: a SQLite file, or a fresh PostgreSQL database when
-/// `SAFEGATE_BENCH_DATABASE_URL` names a server.
-enum BenchDatabase {
-    Sqlite { file: PathBuf },
-    Postgres { server: String, name: String },
-}
-
-impl BenchDatabase {
-    async fn create(dir: &Path) -> Result<Self> {
-        match std::env::var("SAFEGATE_BENCH_DATABASE_URL") {
-            Ok(server) if server.starts_with("postgres") => {
-                let name = format!("safegate_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&server)
-                    .await
-                    .context("connecting to SAFEGATE_BENCH_DATABASE_URL")?;
-                admin
-                    .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-                    .await
-                    .context("creating the bench database")?;
-                admin.close().await?;
-                Ok(BenchDatabase::Postgres { server, name })
-            }
-            Ok(other) if !other.is_empty() => {
-                bail!("SAFEGATE_BENCH_DATABASE_URL must be a postgres:// URL (unset for SQLite)")
-            }
-            _ => Ok(BenchDatabase::Sqlite {
-                file: dir.join("safegate.db"),
-            }),
-        }
-    }
-
-    fn url(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { file } => format!("sqlite://{}?mode=rwc", file.display()),
-            BenchDatabase::Postgres { server, name } => {
-                let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-                format!("{base}/{name}")
-            }
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { file } => format!("SQLite ({})", file.display()),
-            BenchDatabase::Postgres { name, .. } => {
-                format!("PostgreSQL (fresh database {name}, dropped at the end)")
-            }
-        }
-    }
-
-    fn backend(&self) -> &'static str {
-        match self {
-            BenchDatabase::Sqlite { .. } => "SQLite",
-            BenchDatabase::Postgres { .. } => "PostgreSQL",
-        }
-    }
-
-    /// The command that runs this measurement, with any password in the URL hidden.
-    fn command(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { .. } => "cargo bench --bench gateway".into(),
-            BenchDatabase::Postgres { server, .. } => format!(
-                "SAFEGATE_BENCH_DATABASE_URL={} cargo bench --bench gateway",
-                redact_password(server)
-            ),
-        }
-    }
-
-    async fn drop_database(&self) -> Result<()> {
-        if let BenchDatabase::Postgres { server, name } = self {
-            let mut admin = PgConnection::connect(server).await?;
-            admin
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                .await
-                .context("dropping the bench database")?;
-            admin.close().await?;
-        }
-        Ok(())
-    }
-}
-
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -836,24 +744,6 @@ fn query_shaped_entry(answer: &QueryResponse, who: &WhoAmIResponse) -> Entry {
     entry
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "n/a".into())
-}
-
-fn thousands(value: f64) -> String {
-    let digits = format!("{value:.0}");
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
@@ -998,7 +888,7 @@ async fn measure(
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!();
     println!("safegate gateway benchmark");
-    println!("  command   : {}", database.command());
+    println!("  command   : {}", common::command("gateway"));
     println!("  database  : {}, pool {pool_size}", database.describe());
     println!(
         "  load      : {} concurrent callers over {} mutual-TLS connection(s) as {SYSTEM} \
@@ -1287,6 +1177,6 @@ async fn measure(
     );
     println!();
     println!("  load average now {}", load_average());
-    println!("  command: {}", database.command());
+    println!("  command: {}", common::command("gateway"));
     Ok(())
 }

@@ -27,18 +27,21 @@
 //! 1800), `SAFEGATE_BENCH_PARTS` (`appends`, `verify` or `all`, the default). With
 //! PostgreSQL, databases `safegate_bench_<uuid>` are created and dropped at the end.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use common::{BenchDatabase, load_average, thousands};
 use safegate::domain::ledger::audit::verify_store;
 use safegate::domain::ledger::{CheckpointSigner, Decision, Disclosed, Entry, EntryKind, Ledger};
 use safegate::store::Store;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Connection, Executor, PgConnection};
+use sqlx::{AnyPool, Executor};
 
 const SAFEGATE: &str = env!("CARGO_BIN_EXE_safegate");
 /// Entries per transaction while building the verify log.
@@ -105,101 +108,6 @@ fn settings() -> Result<Settings> {
         appends_part,
         verify_part,
     })
-}
-
-/// A database for one part: a SQLite file, or a fresh PostgreSQL database when
-/// `SAFEGATE_BENCH_DATABASE_URL` names a server.
-enum BenchDatabase {
-    Sqlite { file: PathBuf },
-    Postgres { server: String, name: String },
-}
-
-impl BenchDatabase {
-    async fn create(dir: &Path, label: &str) -> Result<Self> {
-        match std::env::var("SAFEGATE_BENCH_DATABASE_URL") {
-            Ok(server) if server.starts_with("postgres") => {
-                let name = format!("safegate_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&server)
-                    .await
-                    .context("connecting to SAFEGATE_BENCH_DATABASE_URL")?;
-                admin
-                    .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-                    .await
-                    .context("creating the bench database")?;
-                admin.close().await?;
-                Ok(BenchDatabase::Postgres { server, name })
-            }
-            Ok(other) if !other.is_empty() => {
-                bail!("SAFEGATE_BENCH_DATABASE_URL must be a postgres:// URL (unset for SQLite)")
-            }
-            _ => Ok(BenchDatabase::Sqlite {
-                file: dir.join(format!("{label}.db")),
-            }),
-        }
-    }
-
-    fn url(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { file } => format!("sqlite://{}?mode=rwc", file.display()),
-            BenchDatabase::Postgres { server, name } => {
-                let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-                format!("{base}/{name}")
-            }
-        }
-    }
-
-    fn sqlite(&self) -> bool {
-        matches!(self, BenchDatabase::Sqlite { .. })
-    }
-
-    fn backend(&self) -> &'static str {
-        match self {
-            BenchDatabase::Sqlite { .. } => "SQLite",
-            BenchDatabase::Postgres { .. } => "PostgreSQL",
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { file } => format!("SQLite file {}", file.display()),
-            BenchDatabase::Postgres { name, .. } => format!("PostgreSQL, fresh database {name}"),
-        }
-    }
-
-    async fn drop_database(&self) -> Result<()> {
-        if let BenchDatabase::Postgres { server, name } = self {
-            let mut admin = PgConnection::connect(server).await?;
-            admin
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                .await
-                .context("dropping the bench database")?;
-            admin.close().await?;
-        }
-        Ok(())
-    }
-}
-
-fn command_line() -> String {
-    match std::env::var("SAFEGATE_BENCH_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => format!(
-            "SAFEGATE_BENCH_DATABASE_URL={} cargo bench --bench ledger",
-            redact_password(&server)
-        ),
-        _ => "cargo bench --bench ledger".into(),
-    }
-}
-
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Synthetic entries shaped like the gateway's: three in four a Query that released three
@@ -544,18 +452,6 @@ async fn plain_inserts(
     })
 }
 
-fn thousands(value: f64) -> String {
-    let digits = format!("{value:.0}");
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 && c != '-' {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -574,12 +470,6 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "n/a".into())
-}
-
 fn average_bytes(entries: &[Entry]) -> f64 {
     let total: usize = entries.iter().map(|e| e.canonical().len()).sum();
     total as f64 / entries.len().max(1) as f64
@@ -591,7 +481,7 @@ async fn run() -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let started = Instant::now();
     println!("safegate disclosure-ledger benchmark");
-    println!("  command   : {}", command_line());
+    println!("  command   : {}", common::command("ledger"));
     println!(
         "  machine   : {} CPUs, load average {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -613,7 +503,7 @@ async fn run() -> Result<()> {
         started.elapsed().as_secs_f64(),
         load_average()
     );
-    println!("command: {}", command_line());
+    println!("command: {}", common::command("ledger"));
     Ok(())
 }
 
@@ -650,7 +540,7 @@ async fn appends(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
         .context("opening the store")?;
     store.migrate().await.context("migrating")?;
     let ledger = Ledger::start(store.clone(), signer);
-    let sqlite = database.sqlite();
+    let sqlite = database.is_sqlite();
     let pool = plain_pool(&database.url(), sqlite, c as u32).await?;
     pool.execute(PLAIN_TABLE)
         .await

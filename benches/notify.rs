@@ -63,14 +63,17 @@
 //! outbox holds exactly one notice per trigger for each receiving system and that every
 //! delivered notice's disclosure-log entry exists.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use common::{BenchDatabase, load_average};
 use prost::Message;
 use safegate::api::proto::{
     self, Fact, FactReceipt, Identifier, IdentifierScheme, Notice, PersonRef, PractitionerContext,
@@ -81,8 +84,8 @@ use safegate::api::proto::{
 use safegate::config::{Layers, LogFormat};
 use safegate::pki::DEMO_SYSTEMS;
 use safegate::startup::Application;
+use sqlx::Row;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
@@ -122,7 +125,7 @@ fn main() -> Result<()> {
     let work = std::env::temp_dir().join(format!("safegate-bench-notify-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work)?;
     let outcome = client_runtime.block_on(async {
-        let database = BenchDatabase::create(&work).await?;
+        let database = BenchDatabase::create(&work, "safegate").await?;
         let outcome = measure(&settings, &work, &database, server_runtime.handle()).await;
         let dropped = database.drop_database().await;
         outcome.and(dropped)
@@ -161,98 +164,6 @@ impl BenchSettings {
 // ---------------------------------------------------------------------------------------
 // The database
 // ---------------------------------------------------------------------------------------
-
-/// The gateway's database: a SQLite file, or a fresh PostgreSQL database when
-/// `SAFEGATE_BENCH_DATABASE_URL` names a server.
-enum BenchDatabase {
-    Sqlite { file: PathBuf },
-    Postgres { server: String, name: String },
-}
-
-impl BenchDatabase {
-    async fn create(dir: &Path) -> Result<Self> {
-        match std::env::var("SAFEGATE_BENCH_DATABASE_URL") {
-            Ok(server) if server.starts_with("postgres") => {
-                let name = format!("safegate_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&server)
-                    .await
-                    .context("connecting to SAFEGATE_BENCH_DATABASE_URL")?;
-                admin
-                    .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-                    .await
-                    .context("creating the bench database")?;
-                admin.close().await?;
-                Ok(BenchDatabase::Postgres { server, name })
-            }
-            Ok(other) if !other.is_empty() => {
-                bail!("SAFEGATE_BENCH_DATABASE_URL must be a postgres:// URL (unset for SQLite)")
-            }
-            _ => Ok(BenchDatabase::Sqlite {
-                file: dir.join("safegate.db"),
-            }),
-        }
-    }
-
-    fn url(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { file } => format!("sqlite://{}?mode=rwc", file.display()),
-            BenchDatabase::Postgres { server, name } => {
-                let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-                format!("{base}/{name}")
-            }
-        }
-    }
-
-    fn backend(&self) -> &'static str {
-        match self {
-            BenchDatabase::Sqlite { .. } => "SQLite",
-            BenchDatabase::Postgres { .. } => "PostgreSQL",
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { file } => format!("SQLite ({})", file.display()),
-            BenchDatabase::Postgres { name, .. } => format!("PostgreSQL (fresh database {name})"),
-        }
-    }
-
-    /// The command that runs this measurement, with any password in the URL hidden.
-    fn command(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { .. } => "cargo bench --bench notify".into(),
-            BenchDatabase::Postgres { server, .. } => format!(
-                "SAFEGATE_BENCH_DATABASE_URL={} cargo bench --bench notify",
-                redact_password(server)
-            ),
-        }
-    }
-
-    async fn drop_database(&self) -> Result<()> {
-        if let BenchDatabase::Postgres { server, name } = self {
-            let mut admin = PgConnection::connect(server).await?;
-            admin
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                .await
-                .context("dropping the bench database")?;
-            admin.close().await?;
-        }
-        Ok(())
-    }
-}
-
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The receiving systems and their data
@@ -772,12 +683,6 @@ fn bands(values: &[i64]) -> String {
     out.join(", ")
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "n/a".into())
-}
-
 // ---------------------------------------------------------------------------------------
 // The run
 // ---------------------------------------------------------------------------------------
@@ -854,7 +759,7 @@ async fn measure(
         load_average()
     );
     println!();
-    println!("command: {}", database.command());
+    println!("command: {}", common::command("notify"));
     Ok(())
 }
 
@@ -1025,7 +930,7 @@ async fn run_against(
 
     let counts = |kind: Kind| layout.iter().filter(|(_, k, _)| *k == kind).count();
     println!("safegate notification delivery benchmark");
-    println!("  command   : {}", database.command());
+    println!("  command   : {}", common::command("notify"));
     println!("  database  : {}", database.describe());
     println!(
         "  gateway   : in-process on {addr} (sg-server runtime), database pool {pool_size}; \

@@ -15,12 +15,15 @@
 //! interleaved: in each, every workload's batch goes through the gateway, then 10,000
 //! plain single-row transactions run, so drift on a busy machine hits both sides alike.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use common::{BenchDatabase, load_average, thousands};
 use prost::Message;
 use safegate::api::proto::{
     Fact, Identifier, IdentifierScheme, Link, LinkType, PersonDetails, PersonRef,
@@ -31,7 +34,7 @@ use safegate::config::Layers;
 use safegate::pki::DEMO_SYSTEMS;
 use safegate::startup::Application;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Connection, Executor, PgConnection};
+use sqlx::{AnyPool, Connection, Executor};
 use tokio::sync::oneshot;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -162,91 +165,6 @@ fn link(from: &str, to: &str) -> Fact {
             to: by_nhs(to),
             r#type: LinkType::SiblingOf.into(),
         })),
-    }
-}
-
-/// The gateway's database: a SQLite file, or a fresh PostgreSQL database when
-/// `SAFEGATE_BENCH_DATABASE_URL` names a server.
-enum BenchDatabase {
-    Sqlite { file: PathBuf },
-    Postgres { server: String, name: String },
-}
-
-impl BenchDatabase {
-    async fn create(dir: &Path) -> Result<Self> {
-        match std::env::var("SAFEGATE_BENCH_DATABASE_URL") {
-            Ok(server) if server.starts_with("postgres") => {
-                let name = format!("safegate_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&server)
-                    .await
-                    .context("connecting to SAFEGATE_BENCH_DATABASE_URL")?;
-                admin
-                    .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-                    .await
-                    .context("creating the bench database")?;
-                admin.close().await?;
-                Ok(BenchDatabase::Postgres { server, name })
-            }
-            Ok(other) if !other.is_empty() => {
-                bail!("SAFEGATE_BENCH_DATABASE_URL must be a postgres:// URL (unset for SQLite)")
-            }
-            _ => Ok(BenchDatabase::Sqlite {
-                file: dir.join("safegate.db"),
-            }),
-        }
-    }
-
-    fn url(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { file } => format!("sqlite://{}?mode=rwc", file.display()),
-            BenchDatabase::Postgres { server, name } => {
-                let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-                format!("{base}/{name}")
-            }
-        }
-    }
-
-    fn backend(&self) -> &'static str {
-        match self {
-            BenchDatabase::Sqlite { .. } => "SQLite",
-            BenchDatabase::Postgres { .. } => "PostgreSQL",
-        }
-    }
-
-    /// The command that runs this measurement, with any password in the URL hidden.
-    fn command(&self) -> String {
-        match self {
-            BenchDatabase::Sqlite { .. } => "cargo bench --bench publish".into(),
-            BenchDatabase::Postgres { server, .. } => format!(
-                "SAFEGATE_BENCH_DATABASE_URL={} cargo bench --bench publish",
-                redact_password(server)
-            ),
-        }
-    }
-
-    async fn drop_database(&self) -> Result<()> {
-        if let BenchDatabase::Postgres { server, name } = self {
-            let mut admin = PgConnection::connect(server).await?;
-            admin
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                .await
-                .context("dropping the bench database")?;
-            admin.close().await?;
-        }
-        Ok(())
-    }
-}
-
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -445,24 +363,6 @@ fn best_and_median(rates: &[f64]) -> (f64, f64) {
     (best, median)
 }
 
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "n/a".into())
-}
-
 struct Settings {
     rounds: usize,
     workloads: Vec<Workload>,
@@ -490,7 +390,7 @@ async fn run() -> Result<()> {
     let settings = settings()?;
     let work = std::env::temp_dir().join(format!("safegate-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work)?;
-    let database = BenchDatabase::create(&work).await?;
+    let database = BenchDatabase::create(&work, "safegate").await?;
     let outcome = measure(&settings, &work, &database).await;
     let dropped = database.drop_database().await;
     let _ = std::fs::remove_dir_all(&work);
@@ -524,7 +424,7 @@ async fn measure(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
     let mut numbers = NhsNumbers::new();
 
     println!("safegate publish benchmark");
-    println!("  command   : {}", database.command());
+    println!("  command   : {}", common::command("publish"));
     println!(
         "  database  : {} ({}), {durability}",
         database.backend(),
@@ -660,6 +560,6 @@ async fn measure(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
         );
     }
     println!();
-    println!("command: {}", database.command());
+    println!("command: {}", common::command("publish"));
     Ok(())
 }
