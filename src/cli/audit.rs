@@ -295,11 +295,15 @@ fn public_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn verified(verified: &Verified) -> ExitCode {
-    println!(
-        "OK: {} entries verified; Merkle root {} matches the signed checkpoint",
-        verified.entries,
-        hex::encode(verified.root)
-    );
+    if verified.entries == 0 {
+        println!("OK: 0 entries verified; the log is empty and has no checkpoint yet");
+    } else {
+        println!(
+            "OK: {} entries verified; Merkle root {} matches the signed checkpoint",
+            verified.entries,
+            hex::encode(verified.root)
+        );
+    }
     ExitCode::SUCCESS
 }
 
