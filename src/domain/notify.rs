@@ -75,12 +75,13 @@ fn current(about: &FactAbout) -> bool {
     }
 }
 
+/// Every fact in `world` naming `person`, ended or not.
+pub(crate) fn naming<'a>(world: &'a Surroundings, person: &str) -> &'a [FactAbout] {
+    world.get(person).map_or(&[], |facts| &facts[..])
+}
+
 fn facts<'a>(world: &'a Surroundings, person: &str) -> impl Iterator<Item = &'a FactAbout> {
-    world
-        .get(person)
-        .map_or(&[][..], |f| &f[..])
-        .iter()
-        .filter(|f| current(f))
+    naming(world, person).iter().filter(|f| current(f))
 }
 
 /// Persons linked to `person` by a current link.

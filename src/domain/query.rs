@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
-use crate::domain::notify::Surroundings;
+use crate::domain::notify::{Surroundings, naming};
 use crate::domain::policy::{Level, Policy, PolicyHolder};
 use crate::domain::records::facts::{Fact, LinkType, Part};
 use crate::domain::records::status::{self, SafeguardingStatus};
@@ -109,7 +109,7 @@ struct Neighbourhood {
 impl Neighbourhood {
     /// The current facts naming `person`.
     fn facts_of(&self, person: &str) -> &[FactAbout] {
-        self.facts.get(person).map_or(&[], |facts| &facts[..])
+        naming(&self.facts, person)
     }
 }
 
@@ -486,7 +486,7 @@ fn home_persons(order: &[String], facts: &Surroundings) -> HashMap<String, Strin
     let mut home: HashMap<String, String> = HashMap::new();
     for pass_primary in [true, false] {
         for person in order {
-            for about in facts.get(person).map_or(&[][..], |f| &f[..]) {
+            for about in naming(facts, person) {
                 if !pass_primary || about.parts.iter().any(primary) {
                     home.entry(about.record_id.clone())
                         .or_insert_with(|| person.clone());
@@ -525,9 +525,7 @@ pub(crate) fn indicator(about: &FactAbout, facts: &Surroundings) -> Indicator {
     let (team, contact_route) = own
         .or_else(|| {
             about.fact.person_ids().iter().find_map(|person| {
-                facts
-                    .get(person)
-                    .map_or(&[][..], |f| &f[..])
+                naming(facts, person)
                     .iter()
                     .find_map(|other| match &other.fact {
                         Fact::Involvement(i) if other.owner == about.owner => {

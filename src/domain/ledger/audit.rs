@@ -337,8 +337,6 @@ pub async fn verify_store(
             }
         }
     }
-    // Dropping the receiver stops the reader at its next page.
-    drop(received);
     reader.abort();
     let outcome = outcome.unwrap_or_else(|| verifier.finish(checkpoint.as_ref(), public_key));
     Ok((outcome, checkpoint))
@@ -353,22 +351,17 @@ async fn read_pages(
 ) {
     let mut after = 0;
     while after < limit {
-        let page = store
-            .raw_log_page(after, limit, VERIFY_PAGE)
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, after, "reading the disclosure log to verify it failed");
-                error
-            });
-        let last = match &page {
-            Ok(rows) => rows.last().map(|row| row.seq),
-            Err(_) => None,
-        };
-        let failed = page.is_err();
-        if pages.send(page).await.is_err() || failed {
+        let page = store.raw_log_page(after, limit, VERIFY_PAGE).await;
+        // None after a failed read or an empty page: either ends the reading.
+        let next = page
+            .as_ref()
+            .ok()
+            .and_then(|rows| rows.last())
+            .map(|row| row.seq);
+        if pages.send(page).await.is_err() {
             return;
         }
-        match last {
+        match next {
             Some(seq) => after = seq,
             None => return,
         }
