@@ -72,7 +72,7 @@ use safegate::api::proto::{
     identity_service_server::{IdentityService, IdentityServiceServer},
     query_service_client::QueryServiceClient,
 };
-use safegate::config::{Layers, LogFormat, Settings};
+use safegate::config::{Layers, Settings};
 use safegate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
 use safegate::pki::DEMO_SYSTEMS;
 use safegate::registry::Registry;
@@ -98,36 +98,10 @@ const GOAL_QUERY_THROUGHPUT: f64 = 0.3;
 const GOAL_QUERY_P99: f64 = 3.0;
 
 fn main() -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = BenchSettings::from_env()?;
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("sg-server")
-        .enable_all()
-        .build()
-        .context("building the server runtime")?;
-    let client_runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("sg-client")
-        .enable_all()
-        .build()
-        .context("building the client runtime")?;
-    // The gateway's own logging, as `safegate serve` installs it with the default filter,
-    // so its per-RPC spans cost what they cost in production.
-    let telemetry =
-        server_runtime.block_on(async { safegate::telemetry::init(LogFormat::Pretty, "info") })?;
-
-    let work = std::env::temp_dir().join(format!("safegate-bench-gw-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&work)?;
-    let outcome = client_runtime.block_on(async {
-        let database = BenchDatabase::create(&work, "safegate").await?;
-        let outcome = measure(&settings, &work, &database, server_runtime.handle()).await;
-        let dropped = database.drop_database().await;
-        outcome.and(dropped)
-    });
-    let _ = std::fs::remove_dir_all(&work);
-    drop(telemetry);
-    client_runtime.shutdown_timeout(Duration::from_secs(2));
-    server_runtime.shutdown_timeout(Duration::from_secs(2));
-    outcome
+    common::on_split_runtimes("gw", async |work, database, server| {
+        measure(&settings, work, database, server).await
+    })
 }
 
 /// What the environment asks for.

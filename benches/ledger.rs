@@ -36,7 +36,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{BenchDatabase, load_average, thousands};
+use common::{BenchDatabase, durability, load_average, thousands};
 use safegate::domain::ledger::audit::verify_store;
 use safegate::domain::ledger::{CheckpointSigner, Decision, Disclosed, Entry, EntryKind, Ledger};
 use safegate::store::Store;
@@ -239,43 +239,6 @@ const PLAIN_TABLE: &str = "CREATE TABLE bench_plain_insert (\
      entry             TEXT NOT NULL, \
      leaf_hash         TEXT NOT NULL, \
      chain_hash        TEXT NOT NULL)";
-
-/// The durability settings the connections run with.
-async fn durability(pool: &AnyPool, sqlite: bool) -> Result<String> {
-    if sqlite {
-        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(pool)
-            .await?;
-        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(pool)
-            .await?;
-        let name = match synchronous {
-            0 => "OFF",
-            1 => "NORMAL",
-            2 => "FULL",
-            3 => "EXTRA",
-            _ => "?",
-        };
-        Ok(format!(
-            "journal_mode={journal}, synchronous={synchronous} ({name})"
-        ))
-    } else {
-        let mut settings = Vec::new();
-        for name in [
-            "server_version",
-            "synchronous_commit",
-            "fsync",
-            "wal_sync_method",
-            "commit_delay",
-        ] {
-            let value: String = sqlx::query_scalar(&format!("SHOW {name}"))
-                .fetch_one(pool)
-                .await?;
-            settings.push(format!("{name}={value}"));
-        }
-        Ok(settings.join(", "))
-    }
-}
 
 /// Splits `items` into `parts` nearly equal runs, in order.
 fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {

@@ -73,7 +73,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{BenchDatabase, load_average};
+use common::{BenchDatabase, NhsNumbers, load_average};
 use prost::Message;
 use safegate::api::proto::{
     self, Fact, FactReceipt, Identifier, IdentifierScheme, Notice, PersonRef, PractitionerContext,
@@ -81,7 +81,7 @@ use safegate::api::proto::{
     fact::Category, notification_service_client::NotificationServiceClient, person_ref,
     query_service_client::QueryServiceClient, records_service_client::RecordsServiceClient,
 };
-use safegate::config::{Layers, LogFormat};
+use safegate::config::Layers;
 use safegate::pki::DEMO_SYSTEMS;
 use safegate::startup::Application;
 use sqlx::Row;
@@ -107,34 +107,10 @@ const POLICE: &str = "police-iom";
 const CSC: &str = "childrens-services";
 
 fn main() -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = BenchSettings::from_env()?;
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("sg-server")
-        .enable_all()
-        .build()
-        .context("building the server runtime")?;
-    let client_runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("sg-client")
-        .enable_all()
-        .build()
-        .context("building the client runtime")?;
-    let telemetry =
-        server_runtime.block_on(async { safegate::telemetry::init(LogFormat::Pretty, "info") })?;
-
-    let work = std::env::temp_dir().join(format!("safegate-bench-notify-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&work)?;
-    let outcome = client_runtime.block_on(async {
-        let database = BenchDatabase::create(&work, "safegate").await?;
-        let outcome = measure(&settings, &work, &database, server_runtime.handle()).await;
-        let dropped = database.drop_database().await;
-        outcome.and(dropped)
-    });
-    let _ = std::fs::remove_dir_all(&work);
-    drop(telemetry);
-    client_runtime.shutdown_timeout(Duration::from_secs(2));
-    server_runtime.shutdown_timeout(Duration::from_secs(2));
-    outcome
+    common::on_split_runtimes("notify", async |work, database, server| {
+        measure(&settings, work, database, server).await
+    })
 }
 
 struct BenchSettings {
@@ -279,41 +255,6 @@ impl Receiver {
             practitioner_id: format!("BENCH-{index:04}"),
             role: self.kind.role().into(),
             ..Default::default()
-        }
-    }
-}
-
-/// Valid NHS numbers in the synthetic 999 range, ascending, never repeating, above the
-/// demo case's.
-struct NhsNumbers {
-    prefix: u64,
-}
-
-impl NhsNumbers {
-    fn new() -> Self {
-        NhsNumbers {
-            prefix: 999_500_000,
-        }
-    }
-
-    /// Modulus 11: weights 10..2 over the first nine digits, check = 11 - sum % 11,
-    /// 11 -> 0, 10 -> no valid number with this prefix.
-    fn next_valid(&mut self) -> String {
-        loop {
-            let prefix = self.prefix;
-            self.prefix += 1;
-            let digits = format!("{prefix:09}");
-            let sum: u32 = digits
-                .bytes()
-                .zip((2..=10).rev())
-                .map(|(d, w)| u32::from(d - b'0') * w)
-                .sum();
-            let check = match 11 - sum % 11 {
-                11 => 0,
-                10 => continue,
-                c => c,
-            };
-            return format!("{digits}{check}");
         }
     }
 }
@@ -785,7 +726,8 @@ async fn run_against(
     let case_facts: usize = case.published_by.iter().map(|(_, n)| n).sum();
 
     // The family: one adult, parent of 100 children, each a child in need.
-    let mut numbers = NhsNumbers::new();
+    // Above the demo case's numbers, so the bench's persons never collide with it.
+    let mut numbers = NhsNumbers::from(999_500_000);
     let adult_nhs = numbers.next_valid();
     let mut police = RecordsServiceClient::new(channel(POLICE.into()).await?);
     step(

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{BenchDatabase, load_average, thousands};
+use common::{BenchDatabase, NhsNumbers, durability, load_average, thousands};
 use prost::Message;
 use safegate::api::proto::{
     Fact, Identifier, IdentifierScheme, Link, LinkType, PersonDetails, PersonRef,
@@ -94,41 +94,6 @@ impl Workload {
                 }));
                 facts
             }
-        }
-    }
-}
-
-/// Valid NHS numbers in the synthetic 999 range, in ascending order, never repeating.
-struct NhsNumbers {
-    /// The next 9-digit prefix to try.
-    prefix: u64,
-}
-
-impl NhsNumbers {
-    fn new() -> Self {
-        NhsNumbers {
-            prefix: 999_000_000,
-        }
-    }
-
-    /// Modulus 11: weights 10..2 over the first nine digits, check = 11 - sum % 11,
-    /// 11 -> 0, 10 -> no valid number with this prefix.
-    fn next_valid(&mut self) -> String {
-        loop {
-            let prefix = self.prefix;
-            self.prefix += 1;
-            let digits = format!("{prefix:09}");
-            let sum: u32 = digits
-                .bytes()
-                .zip((2..=10).rev())
-                .map(|(d, w)| u32::from(d - b'0') * w)
-                .sum();
-            let check = match 11 - sum % 11 {
-                11 => 0,
-                10 => continue,
-                c => c,
-            };
-            return format!("{digits}{check}");
         }
     }
 }
@@ -307,42 +272,6 @@ async fn plain_inserts(pool: &AnyPool, numbers: &mut NhsNumbers, n: usize) -> Re
     Ok(started.elapsed())
 }
 
-/// The durability settings the baseline connection (and so the gateway's) runs with.
-async fn durability(pool: &AnyPool, sqlite: bool) -> Result<String> {
-    if sqlite {
-        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(pool)
-            .await?;
-        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(pool)
-            .await?;
-        let name = match synchronous {
-            0 => "OFF",
-            1 => "NORMAL",
-            2 => "FULL",
-            3 => "EXTRA",
-            _ => "?",
-        };
-        Ok(format!(
-            "journal_mode={journal}, synchronous={synchronous} ({name})"
-        ))
-    } else {
-        let version: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(pool)
-            .await?;
-        let commit: String = sqlx::query_scalar("SHOW synchronous_commit")
-            .fetch_one(pool)
-            .await?;
-        let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(pool).await?;
-        let method: String = sqlx::query_scalar("SHOW wal_sync_method")
-            .fetch_one(pool)
-            .await?;
-        Ok(format!(
-            "server {version}, synchronous_commit={commit}, fsync={fsync}, wal_sync_method={method}"
-        ))
-    }
-}
-
 fn per_second(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
@@ -421,7 +350,7 @@ async fn measure(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
     let pool = plain_pool(&database.url(), sqlite).await?;
     let durability = durability(&pool, sqlite).await?;
     let mut client = client(addr, &pki).await?;
-    let mut numbers = NhsNumbers::new();
+    let mut numbers = NhsNumbers::from(999_000_000);
 
     println!("safegate publish benchmark");
     println!("  command   : {}", common::command("publish"));

@@ -3,9 +3,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{AnyPool, Connection, Executor, PgConnection};
 
 /// A bench's database: a SQLite file in the bench's work directory, or a fresh
 /// PostgreSQL database (`safegate_bench_<uuid>`, dropped at the end) when
@@ -126,4 +127,118 @@ pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "n/a".into())
+}
+
+/// The database's durability settings as a line for the report, so a run on a database
+/// that does not sync its commits shows it.
+pub async fn durability(pool: &AnyPool, sqlite: bool) -> Result<String> {
+    if sqlite {
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await?;
+        let name = match synchronous {
+            0 => "OFF",
+            1 => "NORMAL",
+            2 => "FULL",
+            3 => "EXTRA",
+            _ => "?",
+        };
+        Ok(format!(
+            "journal_mode={journal}, synchronous={synchronous} ({name})"
+        ))
+    } else {
+        let mut settings = Vec::new();
+        for name in [
+            "server_version",
+            "synchronous_commit",
+            "fsync",
+            "wal_sync_method",
+            "commit_delay",
+        ] {
+            let value: String = sqlx::query_scalar(&format!("SHOW {name}"))
+                .fetch_one(pool)
+                .await?;
+            settings.push(format!("{name}={value}"));
+        }
+        Ok(settings.join(", "))
+    }
+}
+
+/// Valid NHS numbers in the synthetic 999 range, ascending, never repeating.
+pub struct NhsNumbers {
+    /// The next 9-digit prefix to try.
+    prefix: u64,
+}
+
+impl NhsNumbers {
+    /// Numbers whose first nine digits start at `first_prefix`.
+    pub fn from(first_prefix: u64) -> Self {
+        NhsNumbers {
+            prefix: first_prefix,
+        }
+    }
+
+    /// Modulus 11: weights 10..2 over the first nine digits, check = 11 - sum % 11,
+    /// 11 -> 0, 10 -> no valid number with this prefix.
+    pub fn next_valid(&mut self) -> String {
+        loop {
+            let prefix = self.prefix;
+            self.prefix += 1;
+            let digits = format!("{prefix:09}");
+            let sum: u32 = digits
+                .bytes()
+                .zip((2..=10).rev())
+                .map(|(d, w)| u32::from(d - b'0') * w)
+                .sum();
+            let check = match 11 - sum % 11 {
+                11 => 0,
+                10 => continue,
+                c => c,
+            };
+            return format!("{digits}{check}");
+        }
+    }
+}
+
+/// Runs a gateway measurement: the gateway and its baselines on one Tokio runtime
+/// (`sg-server` threads) with the gateway's own logging as `safegate serve` installs it
+/// (so per-RPC spans cost what they cost in production), the load generator on another
+/// (`sg-client`), so CPU time can be split by thread. `measure` gets a fresh work
+/// directory, a fresh database and the server runtime; both are removed afterwards,
+/// whatever the outcome.
+pub fn on_split_runtimes(
+    label: &str,
+    measure: impl AsyncFnOnce(&Path, &BenchDatabase, &tokio::runtime::Handle) -> Result<()>,
+) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sg-server")
+        .enable_all()
+        .build()
+        .context("building the server runtime")?;
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sg-client")
+        .enable_all()
+        .build()
+        .context("building the client runtime")?;
+    let telemetry = server_runtime.block_on(async {
+        safegate::telemetry::init(safegate::config::LogFormat::Pretty, "info")
+    })?;
+    let work =
+        std::env::temp_dir().join(format!("safegate-bench-{label}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&work)?;
+    let outcome = client_runtime.block_on(async {
+        let database = BenchDatabase::create(&work, "safegate").await?;
+        let outcome = measure(&work, &database, server_runtime.handle()).await;
+        let dropped = database.drop_database().await;
+        outcome.and(dropped)
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    drop(telemetry);
+    client_runtime.shutdown_timeout(Duration::from_secs(2));
+    server_runtime.shutdown_timeout(Duration::from_secs(2));
+    outcome
 }
