@@ -32,7 +32,6 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -40,7 +39,6 @@ use common::{BenchDatabase, durability, load_average, thousands};
 use safegate::domain::ledger::audit::verify_store;
 use safegate::domain::ledger::{CheckpointSigner, Decision, Disclosed, Entry, EntryKind, Ledger};
 use safegate::store::Store;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 const SAFEGATE: &str = env!("CARGO_BIN_EXE_safegate");
@@ -198,29 +196,6 @@ impl Synthetic {
         entry.trace_id = uuid::Uuid::new_v4().simple().to_string();
         entry
     }
-}
-
-/// Opens a pool the way `Store::connect` opens the gateway's (same pragmas on SQLite).
-async fn plain_pool(url: &str, sqlite: bool, connections: u32) -> Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let options = AnyConnectOptions::from_str(url)?;
-    AnyPoolOptions::new()
-        .max_connections(connections)
-        .min_connections(connections)
-        .acquire_timeout(Duration::from_secs(30))
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                if sqlite {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                }
-                Ok(())
-            })
-        })
-        .connect_with(options)
-        .await
-        .context("opening the baseline pool")
 }
 
 /// The same columns as `disclosure_log`, keyed by the entry id (a plain insert has no
@@ -504,7 +479,7 @@ async fn appends(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
     store.migrate().await.context("migrating")?;
     let ledger = Ledger::start(store.clone(), signer);
     let sqlite = database.is_sqlite();
-    let pool = plain_pool(&database.url(), sqlite, c as u32).await?;
+    let pool = common::plain_pool(&database.url(), sqlite, c as u32).await?;
     pool.execute(PLAIN_TABLE)
         .await
         .context("creating bench_plain_insert")?;

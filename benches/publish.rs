@@ -19,7 +19,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -33,7 +32,6 @@ use safegate::api::proto::{
 use safegate::config::Layers;
 use safegate::pki::DEMO_SYSTEMS;
 use safegate::startup::Application;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 use tokio::sync::oneshot;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -206,24 +204,7 @@ async fn publish_batch(
 
 /// A pool for the baseline, opened the way `Store::connect` opens the gateway's.
 async fn plain_pool(url: &str, sqlite: bool) -> Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let options = AnyConnectOptions::from_str(url)?;
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                if sqlite {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                }
-                Ok(())
-            })
-        })
-        .connect_with(options)
-        .await
-        .context("opening the baseline pool")?;
+    let pool = common::plain_pool(url, sqlite, 1).await?;
     pool.execute(
         "CREATE TABLE bench_plain_insert (\
              row_id        TEXT PRIMARY KEY NOT NULL, \

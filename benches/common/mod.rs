@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor, PgConnection};
 
 /// A bench's database: a SQLite file in the bench's work directory, or a fresh
@@ -241,4 +244,28 @@ pub fn on_split_runtimes(
     client_runtime.shutdown_timeout(Duration::from_secs(2));
     server_runtime.shutdown_timeout(Duration::from_secs(2));
     outcome
+}
+
+/// A pool of `connections` plain connections for a baseline, set up as the gateway sets
+/// up its own (SQLite: WAL, busy timeout, foreign keys).
+pub async fn plain_pool(url: &str, sqlite: bool, connections: u32) -> Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let options = AnyConnectOptions::from_str(url)?;
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if sqlite {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .context("opening the baseline pool")
 }
