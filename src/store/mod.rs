@@ -54,10 +54,22 @@ pub enum StoreError {
     },
 }
 
+/// SQLite page cache of each reading connection, in KiB (SQLite's own default).
+const READ_CACHE_KIB: u32 = 2_000;
+/// SQLite page cache of the writing connection, in KiB: room for the disclosure log's
+/// and the records' upper B-tree pages.
+const WRITE_CACHE_KIB: u32 = 32_768;
+
 /// A pool of connections to the gateway's database.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where write transactions run. On SQLite, one connection kept for writing alone:
+    /// SQLite admits one writer at a time anyway, and a connection that only this
+    /// process's writes touch keeps its page cache between transactions instead of
+    /// reading the tables' upper B-tree pages again for every batch. On PostgreSQL, the
+    /// same pool as reads.
+    writer: AnyPool,
     backend: Backend,
     /// The SQLite database file, watched by the readiness probe.
     sqlite_file: Option<PathBuf>,
@@ -90,7 +102,30 @@ impl Store {
         };
         let options =
             AnyConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
-        let pool = AnyPoolOptions::new()
+        let pool = Self::pool_options(backend, max_connections, READ_CACHE_KIB)
+            .connect_with(options.clone())
+            .await
+            .map_err(|source| StoreError::Connect { backend, source })?;
+        let writer = match backend {
+            Backend::Sqlite => Self::pool_options(backend, 1, WRITE_CACHE_KIB)
+                .connect_with(options)
+                .await
+                .map_err(|source| StoreError::Connect { backend, source })?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Store {
+            pool,
+            writer,
+            backend,
+            sqlite_file,
+            notices_committed: std::sync::Arc::new(tokio::sync::Notify::new()),
+            read_cache: Default::default(),
+            ledger_tip: Default::default(),
+        })
+    }
+
+    fn pool_options(backend: Backend, max_connections: u32, cache_kib: u32) -> AnyPoolOptions {
+        AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
@@ -101,21 +136,16 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // Statement journals (kept so one statement of a transaction can
+                        // be undone alone) in memory rather than in a temporary file
+                        // written page by page: durability rests on the WAL alone.
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
+                        conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str())
+                            .await?;
                     }
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Connect { backend, source })?;
-        Ok(Store {
-            pool,
-            backend,
-            sqlite_file,
-            notices_committed: std::sync::Arc::new(tokio::sync::Notify::new()),
-            read_cache: Default::default(),
-            ledger_tip: Default::default(),
-        })
     }
 
     /// Applies the backend's migrations that have not run yet. PostgreSQL serialises
@@ -161,8 +191,8 @@ impl Store {
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
             // Take the write lock up front so two writers queue instead of deadlocking.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
     }
 
@@ -195,22 +225,30 @@ impl Store {
     /// Closes every connection; later calls fail as UNAVAILABLE.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
 /// Maps a database failure to the domain: connection trouble is UNAVAILABLE (retryable),
 /// anything else is internal.
 pub fn database_error(error: sqlx::Error) -> Error {
+    if unavailable(&error) {
+        Error::Unavailable("the database is unavailable".into())
+    } else {
+        Error::internal(error)
+    }
+}
+
+/// Whether `error` means the database cannot serve now, rather than a fault of ours.
+fn unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => Error::Unavailable("the database is unavailable".into()),
-        sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
-            Error::Unavailable("the database is unavailable".into())
-        }
-        other => Error::internal(other),
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().as_deref().is_some_and(unavailable_code),
+        _ => false,
     }
 }
 
