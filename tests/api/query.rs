@@ -13,8 +13,11 @@ use safegate::api::proto::{
 use safegate::case::{self, AMY_NHS, BEN_NHS, DEAN_PNC, LoadedCase};
 use tonic::Code;
 
+use safegate::store::Store;
+use sqlx::Connection;
+
 use crate::helpers::{
-    TestGateway, acting, auditor, spawn_gateway, spawn_gateway_with_policy, temp_dir,
+    TestDatabase, TestGateway, acting, auditor, spawn_gateway, spawn_gateway_with_policy, temp_dir,
 };
 
 fn nhs(value: &str) -> Option<PersonRef> {
@@ -709,4 +712,56 @@ async fn a_change_made_through_another_gateway_process_shows_in_the_next_answer(
         "the fact ended through the other process is still in the next answer"
     );
     assert_eq!(subject_records(&ended), subject_records(&first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_never_shares_a_generation_read_that_started_before_it_arrived() {
+    // Concurrent queries share reads of the records' generation. A query must wait for a
+    // read that starts after it arrives: one already under way may have read the counter
+    // before a change this query must see. Readers keep reads under way all the time here,
+    // while another connection (as another process would) changes the generation and a
+    // query starting right after each change must see it.
+    let dir = temp_dir("generation-reads");
+    let database = TestDatabase::create(&dir).await;
+    let store = Store::connect(&database.url(), 4).await.expect("store");
+    store.migrate().await.expect("migrate");
+    sqlx::any::install_default_drivers();
+    let mut other = sqlx::AnyConnection::connect(&database.url())
+        .await
+        .expect("second connection");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.records_now().await.expect("read");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for _ in 0..300 {
+        let changed: i64 = sqlx::query_scalar(
+            "UPDATE records_generation SET generation = generation + 1 WHERE id = 1 \
+             RETURNING generation",
+        )
+        .fetch_one(&mut other)
+        .await
+        .expect("change the generation");
+        let seen = store.records_now().await.expect("read").generation();
+        assert!(
+            seen >= changed,
+            "a query that started after generation {changed} was committed read {seen}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.await.expect("reader") > 0);
+    }
+    store.close().await;
+    drop(other);
+    database.make_gone().await;
 }
