@@ -116,64 +116,37 @@ fn frontier(size: u64) -> Vec<(u32, u64)> {
         .collect()
 }
 
-impl Store {
-    /// Appends `entries` in order in one transaction and signs a checkpoint of the new
-    /// tree; returns each entry's `seq`. Nothing is visible until the commit.
-    pub async fn append_entries(
-        &self,
-        entries: &[Entry],
-        signer: &CheckpointSigner,
-    ) -> Result<Vec<u64>, Error> {
-        let sealed = entries
-            .iter()
-            .map(|e| Sealed::new(e.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch: Vec<(&Sealed, Option<&Annotation>)> = sealed.iter().map(|e| (e, None)).collect();
-        self.append_annotated(&batch, signer).await
-    }
+/// The tables a batch inserts into, with their columns.
+const LOG_TABLE: &str = "disclosure_log (seq, entry_id, recorded_at, kind, decision, agency, \
+     system_id, practitioner_id, purpose, break_glass, subject_person_id, entry, leaf_hash, \
+     chain_hash)";
+const PERSON_TABLE: &str = "disclosure_person (person_id, seq)";
+const NODE_TABLE: &str = "merkle_node (level, idx, hash)";
+const CHECKPOINT_TABLE: &str = "checkpoint (tree_size, root_hash, signed_at, signature, key_id)";
 
-    /// Like [`Store::append_entries`], each entry with the record it describes (a
-    /// break-glass review, a release), inserted in the same transaction.
-    pub async fn append_annotated(
-        &self,
+/// A batch of entries placed after a tip: their rows, the Merkle nodes they complete and
+/// the signed checkpoint of the new tree, ready to insert.
+struct Batch {
+    seqs: Vec<u64>,
+    log_rows: Vec<Vec<Cell>>,
+    person_rows: Vec<Vec<Cell>>,
+    node_rows: Vec<Vec<Cell>>,
+    checkpoint_row: Vec<Vec<Cell>>,
+    /// Where the log ends once the batch is committed, when the frontier is complete.
+    tip: Option<LedgerTip>,
+}
+
+impl Batch {
+    /// Places `entries` after a log of `size` entries ending in chain hash `previous`,
+    /// whose Merkle frontier is `nodes`.
+    fn build(
         entries: &[(&Sealed, Option<&Annotation>)],
+        mut size: u64,
+        mut previous: Hash,
+        nodes: HashMap<(u32, u64), Hash>,
         signer: &CheckpointSigner,
-    ) -> Result<Vec<u64>, Error> {
-        let mut tx = self.begin_write().await.map_err(database_error)?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(APPEND_LOCK)
-                .execute(&mut *tx)
-                .await
-                .map_err(database_error)?;
-        }
-        let tip =
-            sqlx::query("SELECT seq, chain_hash FROM disclosure_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(database_error)?;
-        let (mut size, mut previous) = match tip {
-            Some(row) => {
-                let seq: i64 = row.try_get(0).map_err(database_error)?;
-                let chain: String = row.try_get(1).map_err(database_error)?;
-                (seq as u64, hex_hash(&chain)?)
-            }
-            None => (0, [0u8; 32]),
-        };
-        // The frontier this process left after its last batch, if the log still ends
-        // where that batch ended (no other process appended since): saves one read per
-        // frontier node, a dozen or more on a large log.
-        let remembered = self
-            .ledger_tip
-            .lock()
-            .ok()
-            .and_then(|mut tip| tip.take())
-            .filter(|tip| tip.size == size && tip.chain == previous);
-        let loaded = match remembered {
-            Some(tip) => tip.frontier,
-            None => self.load_nodes(&mut tx, &frontier(size)).await?,
-        };
-        let mut nodes = Nodes::Loaded(loaded);
+    ) -> Result<Self, Error> {
+        let mut nodes = Nodes::Loaded(nodes);
         let mut seqs = Vec::with_capacity(entries.len());
         let mut log_rows: Vec<Vec<Cell>> = Vec::with_capacity(entries.len());
         let mut person_rows: Vec<Vec<Cell>> = Vec::new();
@@ -214,53 +187,174 @@ impl Store {
             previous = chain;
             seqs.push(size);
         }
-        // A few multi-row statements per batch instead of several round trips per entry.
-        insert_rows(
-            &mut tx,
-            self.backend,
-            "disclosure_log (seq, entry_id, recorded_at, kind, decision, agency, system_id, \
-             practitioner_id, purpose, break_glass, subject_person_id, entry, leaf_hash, \
-             chain_hash)",
-            &log_rows,
-        )
-        .await?;
-        insert_rows(
-            &mut tx,
-            self.backend,
-            "disclosure_person (person_id, seq)",
-            &person_rows,
-        )
-        .await?;
-        insert_rows(
-            &mut tx,
-            self.backend,
-            "merkle_node (level, idx, hash)",
-            &node_rows,
-        )
-        .await?;
+        let root = merkle::subtree_root(&mut nodes, 0, size)
+            .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
+        let checkpoint = signer.sign(size, root, now());
+        let checkpoint_row = vec![checkpoint_cells(&checkpoint)];
+        let Nodes::Loaded(all) = nodes else {
+            return Err(Error::internal("merkle nodes changed kind"));
+        };
+        // Remembered only when complete; otherwise the next batch reads it.
+        let tip = frontier(size)
+            .into_iter()
+            .map(|at| all.get(&at).map(|hash| (at, *hash)))
+            .collect::<Option<HashMap<_, _>>>()
+            .map(|frontier| LedgerTip {
+                size,
+                chain: previous,
+                frontier,
+            });
+        Ok(Batch {
+            seqs,
+            log_rows,
+            person_rows,
+            node_rows,
+            checkpoint_row,
+            tip,
+        })
+    }
+
+    /// The batch's INSERT statements, each with its values in order: a few multi-row
+    /// statements per batch instead of several per entry.
+    fn statements(&self, backend: Backend) -> Vec<(String, impl Iterator<Item = &Cell>)> {
+        [
+            (LOG_TABLE, &self.log_rows),
+            (PERSON_TABLE, &self.person_rows),
+            (NODE_TABLE, &self.node_rows),
+            (CHECKPOINT_TABLE, &self.checkpoint_row),
+        ]
+        .into_iter()
+        .flat_map(|(table, rows)| insert_statements(backend, table, rows))
+        .map(|(sql, chunk)| (sql, chunk.iter().flatten()))
+        .collect()
+    }
+}
+
+impl Store {
+    /// Appends `entries` in order in one transaction and signs a checkpoint of the new
+    /// tree; returns each entry's `seq`. Nothing is visible until the commit.
+    pub async fn append_entries(
+        &self,
+        entries: &[Entry],
+        signer: &CheckpointSigner,
+    ) -> Result<Vec<u64>, Error> {
+        let sealed = entries
+            .iter()
+            .map(|e| Sealed::new(e.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch: Vec<(&Sealed, Option<&Annotation>)> = sealed.iter().map(|e| (e, None)).collect();
+        self.append_annotated(&batch, signer).await
+    }
+
+    /// Like [`Store::append_entries`], each entry with the record it describes (a
+    /// break-glass review, a release), inserted in the same transaction.
+    pub async fn append_annotated(
+        &self,
+        entries: &[(&Sealed, Option<&Annotation>)],
+        signer: &CheckpointSigner,
+    ) -> Result<Vec<u64>, Error> {
+        // The frontier this process left after its last batch, if any: on SQLite a batch
+        // of plain entries is then sent as one query (see `append_at_remembered_tip`).
+        let remembered = self.ledger_tip.lock().ok().and_then(|mut tip| tip.take());
+        let remembered = match remembered {
+            Some(tip)
+                if self.backend == Backend::Sqlite && entries.iter().all(|(_, a)| a.is_none()) =>
+            {
+                match self.append_at_remembered_tip(entries, signer, tip).await {
+                    Ok(seqs) => return Ok(seqs),
+                    // Another process appended since (or the write failed): read the tip.
+                    Err(_) => None,
+                }
+            }
+            other => other,
+        };
+        let mut tx = self.begin_write().await.map_err(database_error)?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        }
+        let tip =
+            sqlx::query("SELECT seq, chain_hash FROM disclosure_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        let (size, previous) = match tip {
+            Some(row) => {
+                let seq: i64 = row.try_get(0).map_err(database_error)?;
+                let chain: String = row.try_get(1).map_err(database_error)?;
+                (seq as u64, hex_hash(&chain)?)
+            }
+            None => (0, [0u8; 32]),
+        };
+        // The remembered frontier serves if the log still ends where this process's last
+        // batch ended (no other process appended since): saves one read per frontier
+        // node, a dozen or more on a large log.
+        let loaded = match remembered.filter(|tip| tip.size == size && tip.chain == previous) {
+            Some(tip) => tip.frontier,
+            None => self.load_nodes(&mut tx, &frontier(size)).await?,
+        };
+        let batch = Batch::build(entries, size, previous, loaded, signer)?;
+        for (statement, cells) in batch.statements(self.backend) {
+            bind_all(sqlx::query(&statement), cells)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        }
         for &(_, annotation) in entries {
             if let Some(annotation) = annotation {
                 insert_annotation(&mut tx, annotation).await?;
             }
         }
-        let root = merkle::subtree_root(&mut nodes, 0, size)
-            .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
-        let checkpoint = signer.sign(size, root, now());
-        insert_checkpoint(&mut tx, &checkpoint).await?;
         tx.commit().await.map_err(database_error)?;
-        if let (Nodes::Loaded(all), Ok(mut tip)) = (&nodes, self.ledger_tip.lock()) {
-            // Remembered only when complete; otherwise the next batch reads it.
-            *tip = frontier(size)
-                .into_iter()
-                .map(|at| all.get(&at).map(|hash| (at, *hash)))
-                .collect::<Option<HashMap<_, _>>>()
-                .map(|frontier| LedgerTip {
-                    size,
-                    chain: previous,
-                    frontier,
-                });
+        self.remember_tip(batch.tip);
+        Ok(batch.seqs)
+    }
+
+    /// SQLite, when this process remembers where its last batch left the log: the whole
+    /// batch (begin, inserts, checkpoint, commit) goes to SQLite as one query, one hand-off
+    /// to its worker thread instead of one per statement. If another process appended
+    /// since, the batch's first `seq` is already taken: the primary key refuses the
+    /// insert, the transaction is rolled back and the caller reads the tip instead.
+    async fn append_at_remembered_tip(
+        &self,
+        entries: &[(&Sealed, Option<&Annotation>)],
+        signer: &CheckpointSigner,
+        tip: LedgerTip,
+    ) -> Result<Vec<u64>, Error> {
+        let batch = Batch::build(entries, tip.size, tip.chain, tip.frontier, signer)?;
+        let mut sql = String::from("BEGIN IMMEDIATE;\n");
+        let mut cells: Vec<&Cell> = Vec::new();
+        for (statement, chunk) in batch.statements(Backend::Sqlite) {
+            sql.push_str(&statement);
+            sql.push_str(";\n");
+            cells.extend(chunk);
         }
-        Ok(seqs)
+        sql.push_str("COMMIT;");
+        let mut conn = self.writer.acquire().await.map_err(database_error)?;
+        // Each batch's text differs: not worth a place in the statement cache.
+        let query = bind_all(sqlx::query(&sql).persistent(false), cells);
+        match query.execute(&mut *conn).await {
+            Ok(_) => {
+                self.remember_tip(batch.tip);
+                Ok(batch.seqs)
+            }
+            Err(error) => {
+                // Undo whatever ran; a connection that cannot roll back is not reused.
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    conn.close_on_drop();
+                }
+                Err(database_error(error))
+            }
+        }
+    }
+
+    fn remember_tip(&self, tip: Option<LedgerTip>) {
+        if let Ok(mut remembered) = self.ledger_tip.lock() {
+            *remembered = tip;
+        }
     }
 
     async fn load_nodes(
@@ -612,22 +706,22 @@ enum Cell {
     Text(String),
 }
 
-/// Inserts rows with multi-row `INSERT … VALUES (…), (…)` statements, each kept under both
-/// backends' bind-parameter limits.
-async fn insert_rows(
-    conn: &mut sqlx::AnyConnection,
+/// Multi-row `INSERT … VALUES (…), (…)` statements for `rows`, each kept under both
+/// backends' bind-parameter limits, with the rows each one inserts.
+fn insert_statements<'r>(
     backend: Backend,
     table_and_columns: &str,
-    rows: &[Vec<Cell>],
-) -> Result<(), Error> {
+    rows: &'r [Vec<Cell>],
+) -> Vec<(String, &'r [Vec<Cell>])> {
     const MAX_PARAMETERS: usize = 30_000;
     let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
+        return Vec::new();
     };
     // Statements of power-of-two row counts (the set bits of the total), so a handful of
     // statement texts cover every batch size and stay prepared in the statement cache.
     let largest = (MAX_PARAMETERS / width).max(1);
     let largest = 1usize << largest.ilog2();
+    let mut statements = Vec::new();
     let mut rest = rows;
     while !rest.is_empty() {
         let size = largest.min(1usize << rest.len().ilog2());
@@ -643,7 +737,8 @@ async fn insert_rows(
                     sql.push_str(", ");
                 }
                 // SQLite treats `$N` as a named parameter, which makes binding quadratic
-                // in the parameter count; plain `?` binds in order.
+                // in the parameter count (and, in a query of several statements, numbers
+                // it across all of them); plain `?` binds in order.
                 match backend {
                     Backend::Sqlite => sql.push('?'),
                     Backend::Postgres => {
@@ -654,18 +749,23 @@ async fn insert_rows(
             }
             sql.push(')');
         }
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            for cell in row {
-                query = match cell {
-                    Cell::Int(value) => query.bind(*value),
-                    Cell::Text(value) => query.bind(value.as_str()),
-                };
-            }
-        }
-        query.execute(&mut *conn).await.map_err(database_error)?;
+        statements.push((sql, chunk));
     }
-    Ok(())
+    statements
+}
+
+/// `query` with `cells` bound in order.
+fn bind_all<'q, 'c: 'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    cells: impl IntoIterator<Item = &'c Cell>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for cell in cells {
+        query = match cell {
+            Cell::Int(value) => query.bind(*value),
+            Cell::Text(value) => query.bind(value.as_str()),
+        };
+    }
+    query
 }
 
 async fn insert_annotation(
@@ -721,22 +821,13 @@ fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Checkpoint, Error> {
     })
 }
 
-async fn insert_checkpoint(
-    conn: &mut sqlx::AnyConnection,
-    checkpoint: &Checkpoint,
-) -> Result<(), Error> {
+fn checkpoint_cells(checkpoint: &Checkpoint) -> Vec<Cell> {
     use base64::Engine;
-    sqlx::query(
-        "INSERT INTO checkpoint (tree_size, root_hash, signed_at, signature, key_id) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(checkpoint.tree_size as i64)
-    .bind(hex::encode(checkpoint.root))
-    .bind(&checkpoint.signed_at)
-    .bind(base64::engine::general_purpose::STANDARD.encode(&checkpoint.signature))
-    .bind(&checkpoint.key_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(database_error)?;
-    Ok(())
+    vec![
+        Cell::Int(checkpoint.tree_size as i64),
+        Cell::Text(hex::encode(checkpoint.root)),
+        Cell::Text(checkpoint.signed_at.clone()),
+        Cell::Text(base64::engine::general_purpose::STANDARD.encode(&checkpoint.signature)),
+        Cell::Text(checkpoint.key_id.clone()),
+    ]
 }
