@@ -214,6 +214,60 @@ impl Batch {
         })
     }
 
+    /// PostgreSQL: every insert of the batch as one statement, each table's rows in a
+    /// data-modifying `WITH` clause, with the values in order; `None` if that would pass
+    /// the protocol's limit on bind parameters.
+    fn one_statement(&self) -> Option<(String, impl Iterator<Item = &Cell>)> {
+        const MAX_PARAMETERS: usize = 65_535;
+        let tables = [
+            (LOG_TABLE, &self.log_rows),
+            (PERSON_TABLE, &self.person_rows),
+            (NODE_TABLE, &self.node_rows),
+            (CHECKPOINT_TABLE, &self.checkpoint_row),
+        ];
+        let count: usize = tables
+            .iter()
+            .map(|(_, rows)| rows.iter().map(Vec::len).sum::<usize>())
+            .sum();
+        if count > MAX_PARAMETERS {
+            return None;
+        }
+        let mut sql = String::new();
+        let mut n = 0;
+        let non_empty: Vec<(&str, &Vec<Vec<Cell>>)> = tables
+            .into_iter()
+            .filter(|(_, rows)| !rows.is_empty())
+            .collect();
+        for (i, (table, rows)) in non_empty.iter().enumerate() {
+            let last = i + 1 == non_empty.len();
+            if !last {
+                sql.push_str(if i == 0 { "WITH " } else { ", " });
+                sql.push_str(&format!("t{i} AS ("));
+            }
+            sql.push_str(&format!("INSERT INTO {table} VALUES "));
+            for (r, row) in rows.iter().enumerate() {
+                sql.push_str(if r == 0 { "(" } else { ", (" });
+                for j in 0..row.len() {
+                    n += 1;
+                    if j > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+                sql.push(')');
+            }
+            if !last {
+                sql.push(')');
+            }
+            sql.push(' ');
+        }
+        let cells = non_empty
+            .into_iter()
+            .flat_map(|(_, rows)| rows.iter().flatten());
+        Some((sql, cells))
+    }
+
     /// The batch's INSERT statements, each with its values in order: a few multi-row
     /// statements per batch instead of several per entry.
     fn statements(&self, backend: Backend) -> Vec<(String, impl Iterator<Item = &Cell>)> {
@@ -253,13 +307,11 @@ impl Store {
         entries: &[(&Sealed, Option<&Annotation>)],
         signer: &CheckpointSigner,
     ) -> Result<Vec<u64>, Error> {
-        // The frontier this process left after its last batch, if any: on SQLite a batch
-        // of plain entries is then sent as one query (see `append_at_remembered_tip`).
+        // The frontier this process left after its last batch, if any: a batch of plain
+        // entries then goes in fewer round trips (see `append_at_remembered_tip`).
         let remembered = self.ledger_tip.lock().ok().and_then(|mut tip| tip.take());
         let remembered = match remembered {
-            Some(tip)
-                if self.backend == Backend::Sqlite && entries.iter().all(|(_, a)| a.is_none()) =>
-            {
+            Some(tip) if entries.iter().all(|(_, a)| a.is_none()) => {
                 match self.append_at_remembered_tip(entries, signer, tip).await {
                     Ok(seqs) => return Ok(seqs),
                     // Another process appended since (or the write failed): read the tip.
@@ -313,11 +365,16 @@ impl Store {
         Ok(batch.seqs)
     }
 
-    /// SQLite, when this process remembers where its last batch left the log: the whole
-    /// batch (begin, inserts, checkpoint, commit) goes to SQLite as one query, one hand-off
-    /// to its worker thread instead of one per statement. If another process appended
-    /// since, the batch's first `seq` is already taken: the primary key refuses the
-    /// insert, the transaction is rolled back and the caller reads the tip instead.
+    /// When this process remembers where its last batch left the log, the batch is sent
+    /// in as few round trips as the backend allows, without reading the tip first:
+    /// - SQLite: the whole batch (begin, inserts, checkpoint, commit) as one query, one
+    ///   hand-off to its worker thread instead of one per statement;
+    /// - PostgreSQL: the transaction begins and takes the append lock in one round trip,
+    ///   every insert goes in one statement (data-modifying `WITH`), then the commit.
+    ///
+    /// If another process appended since, the batch's first `seq` is already taken: the
+    /// primary key refuses the insert, the transaction is rolled back and the caller reads
+    /// the tip instead.
     async fn append_at_remembered_tip(
         &self,
         entries: &[(&Sealed, Option<&Annotation>)],
@@ -325,30 +382,48 @@ impl Store {
         tip: LedgerTip,
     ) -> Result<Vec<u64>, Error> {
         let batch = Batch::build(entries, tip.size, tip.chain, tip.frontier, signer)?;
-        let mut sql = String::from("BEGIN IMMEDIATE;\n");
-        let mut cells: Vec<&Cell> = Vec::new();
-        for (statement, chunk) in batch.statements(Backend::Sqlite) {
-            sql.push_str(&statement);
-            sql.push_str(";\n");
-            cells.extend(chunk);
-        }
-        sql.push_str("COMMIT;");
-        let mut conn = self.writer.acquire().await.map_err(database_error)?;
-        // Each batch's text differs: not worth a place in the statement cache.
-        let query = bind_all(sqlx::query(&sql).persistent(false), cells);
-        match query.execute(&mut *conn).await {
-            Ok(_) => {
-                self.remember_tip(batch.tip);
-                Ok(batch.seqs)
-            }
-            Err(error) => {
-                // Undo whatever ran; a connection that cannot roll back is not reused.
-                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                    conn.close_on_drop();
+        match self.backend {
+            Backend::Sqlite => {
+                let mut sql = String::from("BEGIN IMMEDIATE;\n");
+                let mut cells: Vec<&Cell> = Vec::new();
+                for (statement, chunk) in batch.statements(Backend::Sqlite) {
+                    sql.push_str(&statement);
+                    sql.push_str(";\n");
+                    cells.extend(chunk);
                 }
-                Err(database_error(error))
+                sql.push_str("COMMIT;");
+                let mut conn = self.writer.acquire().await.map_err(database_error)?;
+                // Each batch's text differs: not worth a place in the statement cache.
+                let query = bind_all(sqlx::query(&sql).persistent(false), cells);
+                if let Err(error) = query.execute(&mut *conn).await {
+                    // Undo whatever ran; a connection that cannot roll back is not reused.
+                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                        conn.close_on_drop();
+                    }
+                    return Err(database_error(error));
+                }
+            }
+            Backend::Postgres => {
+                let (sql, cells) = batch
+                    .one_statement()
+                    .ok_or_else(|| Error::internal("batch too large for one statement"))?;
+                // Dropped on an error before the commit: the transaction is rolled back.
+                let mut tx = self
+                    .writer
+                    .begin_with(format!(
+                        "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
+                    ))
+                    .await
+                    .map_err(database_error)?;
+                bind_all(sqlx::query(&sql).persistent(false), cells)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(database_error)?;
+                tx.commit().await.map_err(database_error)?;
             }
         }
+        self.remember_tip(batch.tip);
+        Ok(batch.seqs)
     }
 
     fn remember_tip(&self, tip: Option<LedgerTip>) {
