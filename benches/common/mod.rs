@@ -1,5 +1,6 @@
 //! What every bench harness needs alike: the database it measures on, the command line
-//! that reproduces a run, and number formatting. Each harness uses a part of it.
+//! that reproduces a run, number formatting, and the `safegate` binary's allocator. Each
+//! harness uses a part of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,11 @@ use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor, PgConnection};
+
+/// The allocator the `safegate` binary uses (`src/main.rs`), so the gateway is measured
+/// as it runs; the baselines in the same process use it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A bench's database: a SQLite file in the bench's work directory, or a fresh
 /// PostgreSQL database (`safegate_bench_<uuid>`, dropped at the end) when
