@@ -2,6 +2,7 @@
 //! also stores the Merkle nodes it completes and a signed checkpoint, so the chain, the
 //! tree and the checkpoints always agree.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
@@ -126,21 +127,21 @@ const CHECKPOINT_TABLE: &str = "checkpoint (tree_size, root_hash, signed_at, sig
 
 /// A batch of entries placed after a tip: their rows, the Merkle nodes they complete and
 /// the signed checkpoint of the new tree, ready to insert.
-struct Batch {
+struct Batch<'a> {
     seqs: Vec<u64>,
-    log_rows: Vec<Vec<Cell>>,
-    person_rows: Vec<Vec<Cell>>,
-    node_rows: Vec<Vec<Cell>>,
-    checkpoint_row: Vec<Vec<Cell>>,
+    log_rows: Vec<Vec<Cell<'a>>>,
+    person_rows: Vec<Vec<Cell<'a>>>,
+    node_rows: Vec<Vec<Cell<'a>>>,
+    checkpoint_row: Vec<Vec<Cell<'a>>>,
     /// Where the log ends once the batch is committed, when the frontier is complete.
     tip: Option<LedgerTip>,
 }
 
-impl Batch {
+impl<'a> Batch<'a> {
     /// Places `entries` after a log of `size` entries ending in chain hash `previous`,
     /// whose Merkle frontier is `nodes`.
     fn build(
-        entries: &[(&Sealed, Option<&Annotation>)],
+        entries: &[(&'a Sealed, Option<&Annotation>)],
         mut size: u64,
         mut previous: Hash,
         nodes: HashMap<(u32, u64), Hash>,
@@ -152,7 +153,7 @@ impl Batch {
         let mut person_rows: Vec<Vec<Cell>> = Vec::new();
         let mut node_rows: Vec<Vec<Cell>> = Vec::new();
         for &(sealed, _) in entries {
-            let (entry, text, leaf) = (&sealed.entry, sealed.text.clone(), sealed.leaf);
+            let (entry, text, leaf) = (&sealed.entry, &sealed.text, sealed.leaf);
             let chain = chain_hash(&previous, &leaf);
             let completed = merkle::completed_nodes(&mut nodes, size, leaf)
                 .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
@@ -161,28 +162,28 @@ impl Batch {
                 node_rows.push(vec![
                     Cell::Int(i64::from(level)),
                     Cell::Int(index as i64),
-                    Cell::Text(hex::encode(hash)),
+                    Cell::owned(hex::encode(hash)),
                 ]);
             }
             size += 1;
             log_rows.push(vec![
                 Cell::Int(size as i64),
-                Cell::Text(entry.entry_id.clone()),
-                Cell::Text(entry.recorded_at.clone()),
-                Cell::Text(entry.kind.as_str().into()),
-                Cell::Text(entry.decision.as_str().into()),
-                Cell::Text(entry.agency.clone()),
-                Cell::Text(entry.system_id.clone()),
-                Cell::Text(entry.practitioner_id.clone()),
-                Cell::Text(entry.purpose.clone()),
+                Cell::borrowed(&entry.entry_id),
+                Cell::borrowed(&entry.recorded_at),
+                Cell::borrowed(entry.kind.as_str()),
+                Cell::borrowed(entry.decision.as_str()),
+                Cell::borrowed(&entry.agency),
+                Cell::borrowed(&entry.system_id),
+                Cell::borrowed(&entry.practitioner_id),
+                Cell::borrowed(&entry.purpose),
                 Cell::Int(i64::from(entry.break_glass)),
-                Cell::Text(entry.subject_person_id.clone()),
-                Cell::Text(text),
-                Cell::Text(hex::encode(leaf)),
-                Cell::Text(hex::encode(chain)),
+                Cell::borrowed(&entry.subject_person_id),
+                Cell::borrowed(text),
+                Cell::owned(hex::encode(leaf)),
+                Cell::owned(hex::encode(chain)),
             ]);
             for person in entry.persons() {
-                person_rows.push(vec![Cell::Text(person.to_owned()), Cell::Int(size as i64)]);
+                person_rows.push(vec![Cell::borrowed(person), Cell::Int(size as i64)]);
             }
             previous = chain;
             seqs.push(size);
@@ -190,7 +191,7 @@ impl Batch {
         let root = merkle::subtree_root(&mut nodes, 0, size)
             .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
         let checkpoint = signer.sign(size, root, now());
-        let checkpoint_row = vec![checkpoint_cells(&checkpoint)];
+        let checkpoint_row = vec![checkpoint_cells(checkpoint)];
         let Nodes::Loaded(all) = nodes else {
             return Err(Error::internal("merkle nodes changed kind"));
         };
@@ -217,7 +218,7 @@ impl Batch {
     /// PostgreSQL: every insert of the batch as one statement, each table's rows in a
     /// data-modifying `WITH` clause, with the values in order; `None` if that would pass
     /// the protocol's limit on bind parameters.
-    fn one_statement(&self) -> Option<(String, impl Iterator<Item = &Cell>)> {
+    fn one_statement(&self) -> Option<(String, impl Iterator<Item = &Cell<'a>>)> {
         const MAX_PARAMETERS: usize = 65_535;
         let tables = [
             (LOG_TABLE, &self.log_rows),
@@ -270,7 +271,7 @@ impl Batch {
 
     /// The batch's INSERT statements, each with its values in order: a few multi-row
     /// statements per batch instead of several per entry.
-    fn statements(&self, backend: Backend) -> Vec<(String, impl Iterator<Item = &Cell>)> {
+    fn statements(&self, backend: Backend) -> Vec<(String, impl Iterator<Item = &Cell<'a>>)> {
         [
             (LOG_TABLE, &self.log_rows),
             (PERSON_TABLE, &self.person_rows),
@@ -775,19 +776,30 @@ fn stored_entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, Error> 
     })
 }
 
-/// One value of a row for [`insert_rows`].
-enum Cell {
+/// One value of a row to insert: text borrowed from the entry where it can be, so a
+/// batch does not copy its entries' canonical text.
+enum Cell<'a> {
     Int(i64),
-    Text(String),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> Cell<'a> {
+    fn owned(text: String) -> Self {
+        Cell::Text(Cow::Owned(text))
+    }
+
+    fn borrowed(text: &'a str) -> Self {
+        Cell::Text(Cow::Borrowed(text))
+    }
 }
 
 /// Multi-row `INSERT … VALUES (…), (…)` statements for `rows`, each kept under both
 /// backends' bind-parameter limits, with the rows each one inserts.
-fn insert_statements<'r>(
+fn insert_statements<'r, 'a>(
     backend: Backend,
     table_and_columns: &str,
-    rows: &'r [Vec<Cell>],
-) -> Vec<(String, &'r [Vec<Cell>])> {
+    rows: &'r [Vec<Cell<'a>>],
+) -> Vec<(String, &'r [Vec<Cell<'a>>])> {
     const MAX_PARAMETERS: usize = 30_000;
     let Some(width) = rows.first().map(Vec::len) else {
         return Vec::new();
@@ -830,14 +842,14 @@ fn insert_statements<'r>(
 }
 
 /// `query` with `cells` bound in order.
-fn bind_all<'q, 'c: 'q>(
+fn bind_all<'q, 'c: 'q, 'a: 'c>(
     mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    cells: impl IntoIterator<Item = &'c Cell>,
+    cells: impl IntoIterator<Item = &'c Cell<'a>>,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     for cell in cells {
         query = match cell {
             Cell::Int(value) => query.bind(*value),
-            Cell::Text(value) => query.bind(value.as_str()),
+            Cell::Text(value) => query.bind(value.as_ref()),
         };
     }
     query
@@ -896,13 +908,13 @@ fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Checkpoint, Error> {
     })
 }
 
-fn checkpoint_cells(checkpoint: &Checkpoint) -> Vec<Cell> {
+fn checkpoint_cells(checkpoint: Checkpoint) -> Vec<Cell<'static>> {
     use base64::Engine;
     vec![
         Cell::Int(checkpoint.tree_size as i64),
-        Cell::Text(hex::encode(checkpoint.root)),
-        Cell::Text(checkpoint.signed_at.clone()),
-        Cell::Text(base64::engine::general_purpose::STANDARD.encode(&checkpoint.signature)),
-        Cell::Text(checkpoint.key_id.clone()),
+        Cell::owned(hex::encode(checkpoint.root)),
+        Cell::owned(checkpoint.signed_at),
+        Cell::owned(base64::engine::general_purpose::STANDARD.encode(&checkpoint.signature)),
+        Cell::owned(checkpoint.key_id),
     ]
 }

@@ -124,8 +124,15 @@ impl Entry {
 
     /// The bytes that are hashed.
     pub fn canonical(&self) -> Vec<u8> {
+        // Sized up front for the listed facts, so the buffer is not regrown and copied as
+        // it fills.
+        let facts = self.released.len() + self.withheld.len();
+        let mut bytes = Vec::with_capacity(1024 + 192 * facts);
         // Serialising a struct of strings, bools and vectors cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        match serde_json::to_writer(&mut bytes, self) {
+            Ok(()) => bytes,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Every person the entry is about: the subject and the linked persons.
