@@ -215,55 +215,45 @@ impl<'a> Batch<'a> {
         })
     }
 
-    /// PostgreSQL: every insert of the batch as one statement, each table's rows in a
-    /// data-modifying `WITH` clause, with the values in order; `None` if that would pass
-    /// the protocol's limit on bind parameters.
-    fn one_statement(&self) -> Option<(String, impl Iterator<Item = &Cell<'a>>)> {
-        const MAX_PARAMETERS: usize = 65_535;
-        let tables = [
+    /// Each table the batch inserts into, with its rows.
+    fn tables(&self) -> [(&'static str, &[Vec<Cell<'a>>]); 4] {
+        [
             (LOG_TABLE, &self.log_rows),
             (PERSON_TABLE, &self.person_rows),
             (NODE_TABLE, &self.node_rows),
             (CHECKPOINT_TABLE, &self.checkpoint_row),
-        ];
+        ]
+    }
+
+    /// PostgreSQL: every insert of the batch as one statement, each table's rows but the
+    /// last in a data-modifying `WITH` clause, with the values in order; `None` if that
+    /// would pass the protocol's limit on bind parameters.
+    fn one_statement(&self) -> Option<(String, impl Iterator<Item = &Cell<'a>>)> {
+        const MAX_PARAMETERS: usize = 65_535;
+        let tables: Vec<_> = self
+            .tables()
+            .into_iter()
+            .filter(|(_, rows)| !rows.is_empty())
+            .collect();
         let count: usize = tables
             .iter()
-            .map(|(_, rows)| rows.iter().map(Vec::len).sum::<usize>())
+            .flat_map(|(_, rows)| rows.iter())
+            .map(Vec::len)
             .sum();
         if count > MAX_PARAMETERS {
             return None;
         }
-        let mut sql = String::new();
-        let mut n = 0;
-        let non_empty: Vec<(&str, &Vec<Vec<Cell>>)> = tables
-            .into_iter()
-            .filter(|(_, rows)| !rows.is_empty())
-            .collect();
-        for (i, (table, rows)) in non_empty.iter().enumerate() {
-            let last = i + 1 == non_empty.len();
-            if !last {
-                sql.push_str(if i == 0 { "WITH " } else { ", " });
-                sql.push_str(&format!("t{i} AS ("));
+        let (mut sql, mut bound) = (String::new(), 0);
+        let last = tables.len().saturating_sub(1);
+        for (i, (table, rows)) in tables.iter().enumerate() {
+            if i < last {
+                sql.push_str(&format!("{} t{i} AS (", if i == 0 { "WITH" } else { "," }));
             }
             sql.push_str(&format!("INSERT INTO {table} VALUES "));
-            for (r, row) in rows.iter().enumerate() {
-                sql.push_str(if r == 0 { "(" } else { ", (" });
-                for j in 0..row.len() {
-                    n += 1;
-                    if j > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-                sql.push(')');
-            }
-            if !last {
-                sql.push(')');
-            }
-            sql.push(' ');
+            push_values(&mut sql, Backend::Postgres, rows, &mut bound);
+            sql.push_str(if i < last { ") " } else { "" });
         }
-        let cells = non_empty
+        let cells = tables
             .into_iter()
             .flat_map(|(_, rows)| rows.iter().flatten());
         Some((sql, cells))
@@ -272,16 +262,11 @@ impl<'a> Batch<'a> {
     /// The batch's INSERT statements, each with its values in order: a few multi-row
     /// statements per batch instead of several per entry.
     fn statements(&self, backend: Backend) -> Vec<(String, impl Iterator<Item = &Cell<'a>>)> {
-        [
-            (LOG_TABLE, &self.log_rows),
-            (PERSON_TABLE, &self.person_rows),
-            (NODE_TABLE, &self.node_rows),
-            (CHECKPOINT_TABLE, &self.checkpoint_row),
-        ]
-        .into_iter()
-        .flat_map(|(table, rows)| insert_statements(backend, table, rows))
-        .map(|(sql, chunk)| (sql, chunk.iter().flatten()))
-        .collect()
+        self.tables()
+            .into_iter()
+            .flat_map(|(table, rows)| insert_statements(backend, table, rows))
+            .map(|(sql, chunk)| (sql, chunk.iter().flatten()))
+            .collect()
     }
 }
 
@@ -815,30 +800,35 @@ fn insert_statements<'r, 'a>(
         let (chunk, after) = rest.split_at(size);
         rest = after;
         let mut sql = format!("INSERT INTO {table_and_columns} VALUES ");
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(" } else { ", (" });
-            for j in 0..width {
-                n += 1;
-                if j > 0 {
-                    sql.push_str(", ");
-                }
-                // SQLite treats `$N` as a named parameter, which makes binding quadratic
-                // in the parameter count (and, in a query of several statements, numbers
-                // it across all of them); plain `?` binds in order.
-                match backend {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => {
-                        sql.push('$');
-                        sql.push_str(&n.to_string());
-                    }
-                }
-            }
-            sql.push(')');
-        }
+        push_values(&mut sql, backend, chunk, &mut 0);
         statements.push((sql, chunk));
     }
     statements
+}
+
+/// `(…), (…)`: one parenthesised list of placeholders per row. PostgreSQL's are numbered
+/// on from `bound`, which counts the values bound so far in the statement.
+fn push_values(sql: &mut String, backend: Backend, rows: &[Vec<Cell>], bound: &mut usize) {
+    for (i, row) in rows.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for j in 0..row.len() {
+            *bound += 1;
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            // SQLite treats `$N` as a named parameter, which makes binding quadratic in
+            // the parameter count (and, in a query of several statements, numbers it
+            // across all of them); plain `?` binds in order.
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&bound.to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
 }
 
 /// `query` with `cells` bound in order.
