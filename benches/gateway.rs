@@ -40,6 +40,13 @@
 //! 8.8 KB against WhoAmI's 188), runs as a control, so the transport's cost for an answer
 //! that large is visible; the goals are taken against the plain echo, as the issue asks.
 //!
+//! **Floors.** The echo and the padded echo again, each first appending one entry through
+//! the gateway's own ledger and waiting for its commit before answering: the entry the
+//! gateway wrote for the probe Explain, and one shaped like the Query's. No policy, no
+//! records, no answer building: only transport and the fail-closed log. No design that
+//! logs every answer durably before it leaves can beat its floor on this machine, so the
+//! floors say how much of a goal is reachable at all.
+//!
 //! **Where the time goes.** Three extra scenarios split the gateway's cost: WhoAmI on
 //! the gateway (transport plus the caller layer and its span: no database, no ledger);
 //! the reads the Query's neighbourhood makes, straight on the gateway's `Store` (find the
@@ -164,10 +171,12 @@ impl BenchSettings {
 }
 
 /// The bare echo: the gateway's WhoAmI answer for `police-iom`, with the request's
-/// practitioner context echoed back, and nothing else.
+/// practitioner context echoed back, and nothing else; or, as a floor, the same echo
+/// that first appends one entry through the gateway's ledger and waits for its commit.
 #[derive(Clone)]
 struct BareIdentity {
     template: Arc<WhoAmIResponse>,
+    logged: Option<(Ledger, Arc<Entry>)>,
 }
 
 #[tonic::async_trait]
@@ -176,9 +185,26 @@ impl IdentityService for BareIdentity {
         &self,
         request: tonic::Request<WhoAmIRequest>,
     ) -> Result<tonic::Response<WhoAmIResponse>, tonic::Status> {
+        if let Some((ledger, shape)) = &self.logged {
+            ledger
+                .append(restamped(shape))
+                .await
+                .map_err(tonic::Status::from)?;
+        }
         let mut response = WhoAmIResponse::clone(&self.template);
         response.context = request.into_inner().context;
         Ok(tonic::Response::new(response))
+    }
+}
+
+/// `shape` with a fresh id, time and trace id, as each real call's entry has.
+fn restamped(shape: &Entry) -> Entry {
+    let fresh = Entry::new(shape.kind, shape.decision);
+    Entry {
+        entry_id: fresh.entry_id,
+        recorded_at: fresh.recorded_at,
+        trace_id: uuid::Uuid::new_v4().simple().to_string(),
+        ..shape.clone()
     }
 }
 
@@ -213,6 +239,7 @@ fn incoming_like_gateway(listener: TcpListener) -> TcpIncoming {
 async fn start_echo(
     settings: &Settings,
     template: WhoAmIResponse,
+    logged: Option<(Ledger, Arc<Entry>)>,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Running> {
     let registry = Registry::load(&settings.registry, Some(&settings.pki_dir))
@@ -225,6 +252,7 @@ async fn start_echo(
     let (stop, stopped) = oneshot::channel::<()>();
     let service = IdentityServiceServer::new(BareIdentity {
         template: Arc::new(template),
+        logged,
     });
     let (bound_tx, bound_rx) = oneshot::channel();
     let task = runtime.spawn(async move {
@@ -281,6 +309,12 @@ enum Kind {
     Echo,
     /// The bare echo padded to the Query's response size (size control).
     EchoSized,
+    /// Floor of a fail-closed Explain: the bare echo that first commits one
+    /// Explain-shaped entry through the gateway's ledger.
+    EchoLogged,
+    /// Floor of a fail-closed Query: the Query-sized echo that first commits one
+    /// Query-shaped entry through the gateway's ledger.
+    EchoSizedLogged,
     GatewayWhoAmI,
     Explain,
     Query,
@@ -293,6 +327,8 @@ impl Kind {
         match self {
             Kind::Echo => "echo: bare WhoAmI",
             Kind::EchoSized => "echo, Query-sized answer",
+            Kind::EchoLogged => "floor: echo + Explain's log entry",
+            Kind::EchoSizedLogged => "floor: sized echo + Query's log entry",
             Kind::GatewayWhoAmI => "gateway WhoAmI (no db, no ledger)",
             Kind::Explain => "gateway Explain",
             Kind::Query => "gateway Query (audited)",
@@ -314,7 +350,14 @@ enum Target {
 async fn call_once(target: &mut Target, kind: Kind, requests: &Requests) -> Result<(), String> {
     let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     match (target, kind) {
-        (Target::Identity(client), Kind::Echo | Kind::EchoSized | Kind::GatewayWhoAmI) => {
+        (
+            Target::Identity(client),
+            Kind::Echo
+            | Kind::EchoSized
+            | Kind::EchoLogged
+            | Kind::EchoSizedLogged
+            | Kind::GatewayWhoAmI,
+        ) => {
             let response = client
                 .who_am_i(requests.who_am_i.clone())
                 .await
@@ -340,15 +383,8 @@ async fn call_once(target: &mut Target, kind: Kind, requests: &Requests) -> Resu
             }
         }
         (Target::Ledger(ledger), Kind::LedgerAppend) => {
-            let fresh = Entry::new(EntryKind::Query, Decision::Released);
-            let entry = Entry {
-                entry_id: fresh.entry_id,
-                recorded_at: fresh.recorded_at,
-                trace_id: uuid::Uuid::new_v4().simple().to_string(),
-                ..requests.entry.clone()
-            };
             ledger
-                .append(entry)
+                .append(restamped(&requests.entry))
                 .await
                 .map_err(|e| format!("append: {e}"))?;
         }
@@ -839,13 +875,36 @@ async fn measure(
         entry: query_shaped_entry(&answered, &who),
         ..requests
     });
-    let echo = start_echo(&gateway_settings, who.clone(), server_runtime).await?;
+    // The entry the gateway wrote for the probe Explain, as the Explain floor's shape.
+    let explain_entry = store
+        .entry(&explained.disclosure_entry_id)
+        .await
+        .context("reading the probe Explain's log entry")?
+        .context("the probe Explain left no log entry")?
+        .entry;
+    let echo = start_echo(&gateway_settings, who.clone(), None, server_runtime).await?;
     // The size control: the same echo answering as many bytes as the Query does.
     let mut padded = who.clone();
     padded.system_name = "x".repeat(
         (answered.encoded_len() + who.system_name.len()).saturating_sub(who.encoded_len() + 3),
     );
-    let echo_sized = start_echo(&gateway_settings, padded, server_runtime).await?;
+    let echo_sized = start_echo(&gateway_settings, padded.clone(), None, server_runtime).await?;
+    // The floors: the same echoes, each first committing the matching entry through the
+    // gateway's own ledger (same database, same committer).
+    let echo_logged = start_echo(
+        &gateway_settings,
+        who.clone(),
+        Some((ledger.clone(), Arc::new(explain_entry.clone()))),
+        server_runtime,
+    )
+    .await?;
+    let echo_sized_logged = start_echo(
+        &gateway_settings,
+        padded,
+        Some((ledger.clone(), Arc::new(requests.entry.clone()))),
+        server_runtime,
+    )
+    .await?;
     let sized_answer =
         IdentityServiceClient::new(safegate::case::channel(echo_sized.addr, &pki, SYSTEM).await?)
             .who_am_i(requests.who_am_i.clone())
@@ -894,6 +953,11 @@ async fn measure(
         "  control   : the same echo padded to the Query's response size (not a goal baseline)"
     );
     println!(
+        "  floors    : the echo and the padded echo, each first appending the entry the gateway \
+         writes for Explain / Query through the gateway's own ledger and waiting for its \
+         commit (fail closed), with no policy, records or answer building"
+    );
+    println!(
         "  case      : {published} facts published through the API in {:.2} s; \
          Query about Dean shows {} persons, {facts_shown} facts",
         case_time.as_secs_f64(),
@@ -931,7 +995,12 @@ async fn measure(
         answered.encoded_len()
     );
     println!(
-        "    ledger entry (JSON)   {:>5} bytes canonical, {} persons indexed",
+        "    Explain's log entry   {:>5} bytes canonical, {} persons indexed",
+        explain_entry.canonical().len(),
+        explain_entry.persons().len()
+    );
+    println!(
+        "    Query's log entry     {:>5} bytes canonical, {} persons indexed",
         requests.entry.canonical().len(),
         requests.entry.persons().len()
     );
@@ -948,6 +1017,17 @@ async fn measure(
         .into_iter()
         .map(|c| Target::Identity(IdentityServiceClient::new(c)))
         .collect();
+    let logged_targets: Vec<Target> = channels(echo_logged.addr, &pki, settings.connections)
+        .await?
+        .into_iter()
+        .map(|c| Target::Identity(IdentityServiceClient::new(c)))
+        .collect();
+    let sized_logged_targets: Vec<Target> =
+        channels(echo_sized_logged.addr, &pki, settings.connections)
+            .await?
+            .into_iter()
+            .map(|c| Target::Identity(IdentityServiceClient::new(c)))
+            .collect();
     let gateway_channels = channels(gateway.addr, &pki, settings.connections).await?;
     let identity_targets: Vec<Target> = gateway_channels
         .iter()
@@ -973,11 +1053,17 @@ async fn measure(
     // gRPC callers run on the load generator's runtime; the in-process breakdowns run on
     // the server runtime, where the gateway's handlers would run them.
     let client_runtime = tokio::runtime::Handle::current();
-    let plan: [(Kind, &tokio::runtime::Handle, &[Target]); 8] = [
+    let plan: [(Kind, &tokio::runtime::Handle, &[Target]); 10] = [
         (Kind::Echo, &client_runtime, &echo_targets),
         (Kind::EchoSized, &client_runtime, &sized_targets),
         (Kind::GatewayWhoAmI, &client_runtime, &identity_targets),
+        (Kind::EchoLogged, &client_runtime, &logged_targets),
         (Kind::Explain, &client_runtime, &query_targets),
+        (
+            Kind::EchoSizedLogged,
+            &client_runtime,
+            &sized_logged_targets,
+        ),
         (Kind::Query, &client_runtime, &query_targets),
         (Kind::Reads, server_runtime, &store_targets),
         (Kind::LedgerAppend, server_runtime, &ledger_targets),
@@ -1053,12 +1139,16 @@ async fn measure(
 
     drop(echo_targets);
     drop(sized_targets);
+    drop(logged_targets);
+    drop(sized_logged_targets);
     drop(identity_targets);
     drop(query_targets);
     drop(ledger_targets);
     drop(store_targets);
     echo.stop("the echo").await?;
     echo_sized.stop("the sized echo").await?;
+    echo_logged.stop("the logged echo").await?;
+    echo_sized_logged.stop("the logged sized echo").await?;
     gateway.stop("the gateway").await?;
 
     // Goals, against the stricter echo run.
@@ -1129,6 +1219,29 @@ async fn measure(
         ms(sized.p99),
         query.throughput() / sized.throughput(),
         query.p99.as_secs_f64() / sized.p99.as_secs_f64()
+    );
+    // What any fail-closed design on this ledger and transport can reach: the echo that
+    // only commits the entry. A goal above its floor cannot be met by the gateway.
+    let floor_explain = of(Kind::EchoLogged)
+        .next()
+        .context("no Explain floor run")?;
+    let floor_query = of(Kind::EchoSizedLogged)
+        .next()
+        .context("no Query floor run")?;
+    println!();
+    println!(
+        "  floors (not goals): an echo that only commits Explain's entry reaches {} calls/s, \
+         {:.2}x the echo (Explain is {:.2}x of this floor); a Query-sized echo that only \
+         commits Query's entry reaches {} calls/s, {:.2}x the echo, p99 {} ms = {:.2}x the \
+         echo's (Query is {:.2}x of this floor)",
+        thousands(floor_explain.throughput()),
+        floor_explain.throughput() / echo_throughput,
+        explain.throughput() / floor_explain.throughput(),
+        thousands(floor_query.throughput()),
+        floor_query.throughput() / echo_throughput,
+        ms(floor_query.p99),
+        floor_query.p99.as_secs_f64() / echo_p99.as_secs_f64(),
+        query.throughput() / floor_query.throughput()
     );
     println!();
     println!(
