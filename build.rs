@@ -23,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("safegate_descriptor.bin"))
         .compile_with_config(config, PROTOS, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds migrations/ at compile time; without this a new migration
+    // file is silently left out of the binary until something else triggers a rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed=PROTOC");
     Ok(())
 }

@@ -6,8 +6,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use safegate::api::proto::{
-    GetConsistencyProofRequest, GetInclusionProofRequest, ListEntriesRequest, LogEntry, Role,
-    VerifyLogRequest, WhoAmIRequest, identity_service_client::IdentityServiceClient,
+    GetConsistencyProofRequest, GetInclusionProofRequest, Identifier, IdentifierScheme,
+    ListEntriesRequest, LogEntry, PersonRef, PractitionerContext, Purpose, QueryRequest, Role,
+    VerifyLogRequest, WhoAmIRequest, identity_service_client::IdentityServiceClient, person_ref,
+    query_service_client::QueryServiceClient,
 };
 use safegate::pki::Validity;
 use tonic::Code;
@@ -401,4 +403,70 @@ async fn a_truncated_tail_is_detected_and_named() {
     let (seq, _, problem) = tampered_log_names(&["DELETE FROM disclosure_log WHERE seq > 6"]).await;
     assert_eq!(seq, 7, "{problem}");
     assert!(problem.contains("tail"), "{problem}");
+}
+
+/// A Query's entry lists every fact it released, so it passes PostgreSQL's 2 kB TOAST
+/// threshold and is compressed on insert: with lz4 where the server has it (pglz cost more
+/// CPU than the rest of the append), pglz otherwise. On either backend the entry is stored
+/// whole and the log verifies.
+#[tokio::test]
+async fn a_large_query_entry_is_stored_whole_and_the_log_verifies() {
+    let gateway = spawn_gateway().await;
+    safegate::case::load(gateway.addr, &gateway.pki.dir)
+        .await
+        .expect("case loads");
+    let answer = QueryServiceClient::new(gateway.channel("police-iom").await)
+        .query(QueryRequest {
+            context: Some(PractitionerContext {
+                practitioner_id: "IOM-0001".into(),
+                role: Role::IomOfficer.into(),
+                purpose: Purpose::OffenderManagement.into(),
+                ..Default::default()
+            }),
+            subject: Some(PersonRef {
+                r#ref: Some(person_ref::Ref::Identifier(Identifier {
+                    scheme: IdentifierScheme::PncId.into(),
+                    value: safegate::case::DEAN_PNC.into(),
+                    namespace: String::new(),
+                })),
+            }),
+        })
+        .await
+        .expect("the IOM officer may ask about Dean")
+        .into_inner();
+
+    let pool = gateway.database_pool().await;
+    let stored: String = sqlx::query_scalar("SELECT entry FROM disclosure_log WHERE entry_id = $1")
+        .bind(&answer.disclosure_entry_id)
+        .fetch_one(&pool)
+        .await
+        .expect("the Query's entry is in the log");
+    assert!(
+        stored.len() > 4096,
+        "a Query about Dean and his family should log several kB, not {} bytes",
+        stored.len()
+    );
+    let entry: serde_json::Value = serde_json::from_str(&stored).expect("the entry is JSON");
+    assert_eq!(entry["entry_id"], answer.disclosure_entry_id.as_str());
+    if let TestDatabase::Postgres { .. } = gateway.database {
+        let lz4: bool = sqlx::query_scalar(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings \
+             WHERE name = 'default_toast_compression'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the server's compression methods");
+        let method: Option<String> = sqlx::query_scalar(
+            "SELECT pg_column_compression(entry) FROM disclosure_log WHERE entry_id = $1",
+        )
+        .bind(&answer.disclosure_entry_id)
+        .fetch_one(&pool)
+        .await
+        .expect("the entry's compression");
+        assert_eq!(method.as_deref(), Some(if lz4 { "lz4" } else { "pglz" }));
+    }
+    pool.close().await;
+
+    let verified = verify(&gateway).await;
+    assert!(verified.valid, "{}", verified.problem);
 }
