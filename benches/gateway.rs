@@ -43,9 +43,9 @@
 //! **Floors.** The echo and the padded echo again, each first appending one entry through
 //! the gateway's own ledger and waiting for its commit before answering: the entry the
 //! gateway wrote for the probe Explain, and one shaped like the Query's. No policy, no
-//! records, no answer building: only transport and the fail-closed log. No design that
-//! logs every answer durably before it leaves can beat its floor on this machine, so the
-//! floors say how much of a goal is reachable at all.
+//! records, no answer building: only transport and the fail-closed log. Explain and
+//! Query do all of that and more, so they cannot beat their floors: a goal above its
+//! floor is out of reach until the ledger itself gets cheaper.
 //!
 //! **Where the time goes.** Three extra scenarios split the gateway's cost: WhoAmI on
 //! the gateway (transport plus the caller layer and its span: no database, no ledger);
@@ -1220,8 +1220,8 @@ async fn measure(
         query.throughput() / sized.throughput(),
         query.p99.as_secs_f64() / sized.p99.as_secs_f64()
     );
-    // What any fail-closed design on this ledger and transport can reach: the echo that
-    // only commits the entry. A goal above its floor cannot be met by the gateway.
+    // The most Explain and Query can reach on this ledger and transport: the echo that
+    // only commits their entry. A goal above its floor cannot be met by the gateway.
     let floor_explain = of(Kind::EchoLogged)
         .next()
         .context("no Explain floor run")?;

@@ -6,15 +6,14 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use safegate::api::proto::{
-    GetConsistencyProofRequest, GetInclusionProofRequest, Identifier, IdentifierScheme,
-    ListEntriesRequest, LogEntry, PersonRef, PractitionerContext, Purpose, QueryRequest, Role,
-    VerifyLogRequest, WhoAmIRequest, identity_service_client::IdentityServiceClient, person_ref,
-    query_service_client::QueryServiceClient,
+    GetConsistencyProofRequest, GetInclusionProofRequest, ListEntriesRequest, LogEntry, Purpose,
+    Role, VerifyLogRequest, WhoAmIRequest, identity_service_client::IdentityServiceClient,
 };
 use safegate::pki::Validity;
 use tonic::Code;
 
 use crate::helpers::{TestDatabase, TestGateway, auditor, context, spawn_gateway};
+use crate::query::{asking, pnc, query, with_case};
 
 /// Makes `n` refusals (a nursery asserting a police role), each one log entry.
 async fn refusals(gateway: &TestGateway, n: usize) {
@@ -411,29 +410,15 @@ async fn a_truncated_tail_is_detected_and_named() {
 /// whole and the log verifies.
 #[tokio::test]
 async fn a_large_query_entry_is_stored_whole_and_the_log_verifies() {
-    let gateway = spawn_gateway().await;
-    safegate::case::load(gateway.addr, &gateway.pki.dir)
-        .await
-        .expect("case loads");
-    let answer = QueryServiceClient::new(gateway.channel("police-iom").await)
-        .query(QueryRequest {
-            context: Some(PractitionerContext {
-                practitioner_id: "IOM-0001".into(),
-                role: Role::IomOfficer.into(),
-                purpose: Purpose::OffenderManagement.into(),
-                ..Default::default()
-            }),
-            subject: Some(PersonRef {
-                r#ref: Some(person_ref::Ref::Identifier(Identifier {
-                    scheme: IdentifierScheme::PncId.into(),
-                    value: safegate::case::DEAN_PNC.into(),
-                    namespace: String::new(),
-                })),
-            }),
-        })
-        .await
-        .expect("the IOM officer may ask about Dean")
-        .into_inner();
+    let (gateway, _case) = with_case().await;
+    let answer = query(
+        &gateway,
+        "police-iom",
+        asking("IOM-0001", Role::IomOfficer, Purpose::OffenderManagement),
+        pnc(safegate::case::DEAN_PNC),
+    )
+    .await
+    .expect("the IOM officer may ask about Dean");
 
     let pool = gateway.database_pool().await;
     let stored: String = sqlx::query_scalar("SELECT entry FROM disclosure_log WHERE entry_id = $1")

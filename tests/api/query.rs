@@ -30,7 +30,7 @@ fn nhs(value: &str) -> Option<PersonRef> {
     })
 }
 
-fn pnc(value: &str) -> Option<PersonRef> {
+pub(crate) fn pnc(value: &str) -> Option<PersonRef> {
     Some(PersonRef {
         r#ref: Some(proto::person_ref::Ref::Identifier(Identifier {
             scheme: IdentifierScheme::PncId.into(),
@@ -40,7 +40,7 @@ fn pnc(value: &str) -> Option<PersonRef> {
     })
 }
 
-fn asking(id: &str, role: Role, purpose: Purpose) -> PractitionerContext {
+pub(crate) fn asking(id: &str, role: Role, purpose: Purpose) -> PractitionerContext {
     PractitionerContext {
         practitioner_id: id.into(),
         role: role.into(),
@@ -49,7 +49,7 @@ fn asking(id: &str, role: Role, purpose: Purpose) -> PractitionerContext {
     }
 }
 
-async fn with_case() -> (TestGateway, LoadedCase) {
+pub(crate) async fn with_case() -> (TestGateway, LoadedCase) {
     let gateway = spawn_gateway().await;
     let loaded = case::load(gateway.addr, &gateway.pki.dir)
         .await
@@ -57,7 +57,7 @@ async fn with_case() -> (TestGateway, LoadedCase) {
     (gateway, loaded)
 }
 
-async fn query(
+pub(crate) async fn query(
     gateway: &TestGateway,
     system: &str,
     context: PractitionerContext,
