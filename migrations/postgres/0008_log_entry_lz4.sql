@@ -1,8 +1,9 @@
--- Most disclosure-log entries pass PostgreSQL's 2 kB TOAST threshold (a Query's entry
--- lists every fact it released), so every append compresses its entry. With pglz, the
--- default, that cost about 130 us of server CPU per 7 kB entry on the benchmark machine,
--- more than the rest of the insert; lz4 stored the same entries in as little space at
--- about a quarter of the cost, and reads them back faster for audit verify and export.
+-- A Query's entry lists every fact it released, so it usually passes PostgreSQL's 2 kB
+-- TOAST threshold and is compressed as it is appended. With pglz, the default, the
+-- compression alone cost about 130 us of server CPU per 7 kB entry on the benchmark
+-- machine, more than the rest of the insert; with lz4 the whole insert cost about a
+-- quarter as much, the entries took as little space, and they read back faster for
+-- audit verify and export.
 -- It applies to entries written from now on; earlier ones are read as they were stored.
 -- A server built without lz4 keeps pglz: nothing else changes.
 DO $$
