@@ -702,6 +702,15 @@ async fn channels(addr: SocketAddr, pki: &Path, n: usize) -> Result<Vec<Channel>
     Ok(opened)
 }
 
+/// A handle on the identity service at `addr` for each of `n` new mutual-TLS connections.
+async fn identity_targets(addr: SocketAddr, pki: &Path, n: usize) -> Result<Vec<Target>> {
+    Ok(channels(addr, pki, n)
+        .await?
+        .into_iter()
+        .map(|c| Target::Identity(IdentityServiceClient::new(c)))
+        .collect())
+}
+
 fn level_word(level: proto::Level) -> &'static str {
     match level {
         proto::Level::Detail => "detail",
@@ -1007,27 +1016,11 @@ async fn measure(
 
     // The scenarios, in order; the echo runs first and last to show drift.
     let ticks = clock_ticks_per_second();
-    let echo_targets: Vec<Target> = channels(echo.addr, &pki, settings.connections)
-        .await?
-        .into_iter()
-        .map(|c| Target::Identity(IdentityServiceClient::new(c)))
-        .collect();
-    let sized_targets: Vec<Target> = channels(echo_sized.addr, &pki, settings.connections)
-        .await?
-        .into_iter()
-        .map(|c| Target::Identity(IdentityServiceClient::new(c)))
-        .collect();
-    let logged_targets: Vec<Target> = channels(echo_logged.addr, &pki, settings.connections)
-        .await?
-        .into_iter()
-        .map(|c| Target::Identity(IdentityServiceClient::new(c)))
-        .collect();
-    let sized_logged_targets: Vec<Target> =
-        channels(echo_sized_logged.addr, &pki, settings.connections)
-            .await?
-            .into_iter()
-            .map(|c| Target::Identity(IdentityServiceClient::new(c)))
-            .collect();
+    let echo_targets = identity_targets(echo.addr, &pki, settings.connections).await?;
+    let sized_targets = identity_targets(echo_sized.addr, &pki, settings.connections).await?;
+    let logged_targets = identity_targets(echo_logged.addr, &pki, settings.connections).await?;
+    let sized_logged_targets =
+        identity_targets(echo_sized_logged.addr, &pki, settings.connections).await?;
     let gateway_channels = channels(gateway.addr, &pki, settings.connections).await?;
     let identity_targets: Vec<Target> = gateway_channels
         .iter()
