@@ -284,6 +284,7 @@ fn person(nhs_number: &str, given: &str, born: &str) -> Category {
         family_name: "Benchmark".into(),
         date_of_birth: born.into(),
         address: "1 Synthetic Row, Benchtown".into(),
+        ..Default::default()
     })
 }
 

@@ -112,6 +112,7 @@ fn person(nhs_number: String, i: usize) -> Fact {
             family_name: "Synthetic".into(),
             date_of_birth: "2016-05-14".into(),
             address: format!("{} Example Row, Testtown", i % 500 + 1),
+            ..Default::default()
         })),
     }
 }

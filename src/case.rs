@@ -111,6 +111,7 @@ fn person(
         family_name: family.into(),
         date_of_birth: born.into(),
         address: "14 Synthetic Close, Exampletown".into(),
+        ..Default::default()
     })
 }
 

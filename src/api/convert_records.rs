@@ -10,8 +10,8 @@ use crate::domain::records::facts::{
     PoliceEvent, PoliceEventType, ProbationSupervision, SettingType, SupervisionType,
 };
 use crate::domain::records::{
-    ChangeKind, ConcernLevel, Day, EndReason, Fact, FactHistory, FactVersion, Identifier,
-    PersonRef, Receipt, SafeguardingStatus,
+    ChangeKind, ConcernLevel, Day, EndReason, Fact, FactHistory, FactVersion, Identifier, NameKind,
+    OtherName, PersonRef, Postcode, Receipt, SafeguardingStatus, Sex,
 };
 use crate::error::FieldViolation;
 
@@ -59,6 +59,8 @@ wire_enum! {
     EndReason => proto::EndReason, "END_REASON_";
     ChangeKind => proto::ChangeKind, "CHANGE_KIND_";
     ConcernLevel => proto::ConcernLevel, "CONCERN_LEVEL_";
+    Sex => proto::Sex, "SEX_";
+    NameKind => proto::NameKind, "NAME_KIND_";
 }
 
 /// Reads one request's wire values, collecting every violation instead of stopping at
@@ -198,6 +200,28 @@ impl Reader<'_> {
                     .collect();
                 let date_of_birth =
                     self.optional_day(f("person", "date_of_birth"), &p.date_of_birth);
+                let sex = self.optional(f("person", "sex"), p.sex);
+                let postcode = match p.postcode.trim() {
+                    "" => Some(None),
+                    raw => Postcode::parse(raw, &f("person", "postcode"))
+                        .map_err(|v| self.violations.push(v))
+                        .ok()
+                        .map(Some),
+                };
+                let other_names: Vec<Option<OtherName>> = p
+                    .other_names
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        let kind = self
+                            .required(f("person", &format!("other_names[{i}].kind")), name.kind)?;
+                        Some(OtherName {
+                            kind,
+                            given_names: text(name.given_names),
+                            family_name: text(name.family_name),
+                        })
+                    })
+                    .collect();
                 Fact::Person(PersonDetails {
                     identifiers: identifiers.into_iter().collect::<Option<Vec<_>>>()?,
                     person: None,
@@ -205,6 +229,11 @@ impl Reader<'_> {
                     family_name: text(p.family_name),
                     date_of_birth: date_of_birth?,
                     address: text(p.address),
+                    middle_names: p.middle_names.into_iter().map(text).collect(),
+                    other_names: other_names.into_iter().collect::<Option<Vec<_>>>()?,
+                    sex: sex?,
+                    postcode: postcode?,
+                    address_lines: p.address_lines.into_iter().map(text).collect(),
                 })
             }
             C::Link(l) => {
@@ -422,6 +451,19 @@ impl From<Fact> for proto::Fact {
                 family_name: p.family_name,
                 date_of_birth: day_to_wire(p.date_of_birth),
                 address: p.address,
+                middle_names: p.middle_names,
+                other_names: p
+                    .other_names
+                    .into_iter()
+                    .map(|name| proto::OtherName {
+                        kind: name.kind.to_wire(),
+                        given_names: name.given_names,
+                        family_name: name.family_name,
+                    })
+                    .collect(),
+                sex: wire_or_zero(p.sex),
+                postcode: p.postcode.map(String::from).unwrap_or_default(),
+                address_lines: p.address_lines,
             }),
             Fact::Link(l) => C::Link(proto::Link {
                 from: Some(person_to_wire(l.from)),

@@ -53,6 +53,7 @@ fn person(identifiers: Vec<Identifier>, given: &str) -> Option<Fact> {
         family_name: "Synthetic".into(),
         date_of_birth: "2017-09-01".into(),
         address: "1 Example Row".into(),
+        ..Default::default()
     }))
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::records::demographics::{OtherName, Postcode, Sex};
 use crate::domain::records::identifiers::Identifier;
 use crate::domain::{Agency, records::Day};
 use crate::error::FieldViolation;
@@ -232,10 +233,25 @@ pub struct PersonDetails {
     /// The person this resolved to; set by the store.
     #[serde(default)]
     pub person: Option<PersonRef>,
+    /// The first given name (the one the person is called by, where the agency knows it).
     pub given_name: String,
     pub family_name: String,
     pub date_of_birth: Option<Day>,
+    /// The address as one line of free text (kept for systems that send it that way).
     pub address: String,
+    /// Further given names, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middle_names: Vec<String>,
+    /// Previous and alternative names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_names: Vec<OtherName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sex: Option<Sex>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<Postcode>,
+    /// The address, one line each, without the postcode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_lines: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,6 +378,8 @@ pub enum Fact {
 const NAME_MAX: usize = 100;
 const SHORT_MAX: usize = 200;
 const ADDRESS_MAX: usize = 300;
+/// Most address lines accepted.
+const ADDRESS_LINES_MAX: usize = 6;
 const WORDS_MAX: usize = 2000;
 
 /// Collects field violations under one path prefix.
@@ -480,6 +498,32 @@ impl Fact {
                 c.text("family_name", &f.family_name, NAME_MAX, false);
                 c.text("address", &f.address, ADDRESS_MAX, false);
                 c.not_future("date_of_birth", f.date_of_birth);
+                for (i, name) in f.middle_names.iter().enumerate() {
+                    c.text(&format!("middle_names[{i}]"), name, NAME_MAX, true);
+                }
+                for (i, name) in f.other_names.iter().enumerate() {
+                    c.text(
+                        &format!("other_names[{i}].given_names"),
+                        &name.given_names,
+                        NAME_MAX,
+                        false,
+                    );
+                    c.text(
+                        &format!("other_names[{i}].family_name"),
+                        &name.family_name,
+                        NAME_MAX,
+                        true,
+                    );
+                }
+                if f.address_lines.len() > ADDRESS_LINES_MAX {
+                    c.fail(
+                        "address_lines",
+                        format!("at most {ADDRESS_LINES_MAX} lines"),
+                    );
+                }
+                for (i, line) in f.address_lines.iter().enumerate() {
+                    c.text(&format!("address_lines[{i}]"), line, SHORT_MAX, true);
+                }
             }
             Fact::Link(_) => {}
             Fact::Involvement(f) => {

@@ -1,6 +1,7 @@
 //! The safeguarding data model: persons and their identifiers, links, and the facts of
 //! each category, with who may publish what and the child's derived status.
 
+pub mod demographics;
 pub mod facts;
 pub mod identifiers;
 mod service;
@@ -10,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use demographics::{NameKind, OtherName, Postcode, Sex};
 pub use facts::{
     Category, ChangeKind, CourtOrder, CourtOrderStatus, EndReason, Fact, LegalStatus,
     LegalStatusType, Part, PersonRef,
