@@ -7,9 +7,16 @@
 //! recorded with every decision. Knows nothing of SQL or tonic: the store hands it the
 //! candidates found through blocking keys and the name frequencies it asks for.
 
+mod compare;
+mod estimate;
+mod normalise;
+mod rules;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::records::{Day, Identifier, Postcode, Sex};
+
+pub use rules::{MatchRules, RulesError};
 
 /// One agency's demographics of a person, normalised for comparison: lower case, accents
 /// and punctuation removed, spacing folded.
@@ -62,6 +69,10 @@ pub struct Step {
     pub comparison: String,
     /// The level reached, e.g. `exact`, `jaro_winkler_0.92`, `day_month_swapped`, `null`.
     pub level: String,
+    /// The level's label from the rules file, in words (`Jaro-Winkler ≥ 0.92`); never a
+    /// value compared.
+    #[serde(default)]
+    pub description: String,
     /// m / u of the level (after any term-frequency adjustment); 1 for the null level.
     pub bayes_factor: f64,
     /// Whether the weight was adjusted for how common the value is.
@@ -79,6 +90,9 @@ pub enum Veto {
     SexDiffers,
     /// The dates of birth differ beyond the level the rules file allows.
     DateOfBirthTooFar,
+    /// Both record a given name and no given name agrees in any way the rules know
+    /// (exactly, as a nickname, in spelling or in sound): twins share everything else.
+    GivenNamesDiffer,
 }
 
 /// The comparison of an incoming record with one candidate.
@@ -90,6 +104,9 @@ pub struct Score {
     pub probability: f64,
     pub steps: Vec<Step>,
     pub vetoes: Vec<Veto>,
+    /// The version (SHA-256) of the rules that scored it.
+    #[serde(default)]
+    pub rules_version: String,
 }
 
 /// What the engine decides for an incoming record.
@@ -107,3 +124,6 @@ pub enum Resolution {
     /// Nobody on record is likely to be this person.
     New { best: Option<(String, Score)> },
 }
+
+#[cfg(test)]
+mod tests;

@@ -38,6 +38,30 @@ impl Day {
     pub fn today() -> Self {
         Day(time::OffsetDateTime::now_utc().date())
     }
+
+    /// The day of a calendar year, month (1-12) and day of the month; `None` when there is
+    /// no such date.
+    pub fn from_ymd(year: i32, month: u8, day: u8) -> Option<Self> {
+        let month = time::Month::try_from(month).ok()?;
+        time::Date::from_calendar_date(year, month, day)
+            .ok()
+            .map(Day)
+    }
+
+    /// The calendar year.
+    pub fn year(&self) -> i32 {
+        self.0.year()
+    }
+
+    /// The month, 1-12.
+    pub fn month(&self) -> u8 {
+        self.0.month() as u8
+    }
+
+    /// The day of the month, 1-31.
+    pub fn day(&self) -> u8 {
+        self.0.day()
+    }
 }
 
 impl fmt::Display for Day {
