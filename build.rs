@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/safegate/v1/audit.proto",
     "proto/safegate/v1/query.proto",
     "proto/safegate/v1/notifications.proto",
+    "proto/safegate/v1/resolution.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -831,10 +831,12 @@ async fn measure(
         explain: ExplainRequest {
             context: context(),
             subject: dean(),
+            search: None,
         },
         query: QueryRequest {
             context: context(),
             subject: dean(),
+            search: None,
         },
         entry: Entry::new(EntryKind::Query, Decision::Released),
         subject: safegate::domain::records::PersonRef::Identifier(

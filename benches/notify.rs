@@ -332,6 +332,7 @@ fn query_request() -> QueryRequest {
                 namespace: String::new(),
             })),
         }),
+        search: None,
     }
 }
 

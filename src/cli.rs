@@ -3,6 +3,7 @@
 //! Each group of subcommands beyond the basics lives in its own module under `cli/`.
 
 mod audit;
+mod identity;
 mod query;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ enum Command {
     /// Ask the running gateway about a person as a demo agency system (dev certificates):
     /// the answer in words, or with --explain what would be released and why.
     Query(query::QueryArgs),
+    /// The identity steward's work as a demo system (default: the MASH): review tasks,
+    /// confirm or reject a potential match, list and split identity links.
+    Identity(identity::IdentityArgs),
 }
 
 /// What to run once settings are resolved.
@@ -54,6 +58,7 @@ enum Action {
     Migrate,
     Audit(Box<audit::AuditCommand>),
     Query(Box<query::QueryArgs>),
+    Identity(Box<identity::IdentityArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +161,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate(flags) => (flags.apply(layers), Action::Migrate),
         Command::Audit(mut command) => (command.apply(layers), Action::Audit(Box::new(command))),
         Command::Query(args) => (args.apply(layers), Action::Query(Box::new(args))),
+        Command::Identity(args) => (args.apply(layers), Action::Identity(Box::new(args))),
         Command::Pki(_) => unreachable_pki(),
     };
     let settings = match layers.resolve() {
@@ -175,6 +181,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Action::Serve => serve(settings).await.map(done),
             Action::Audit(command) => audit::run(*command, &settings).await,
             Action::Query(args) => query::run(*args, &settings).await.map(done),
+            Action::Identity(args) => identity::run(*args, &settings).await.map(done),
         }
     }))
 }

@@ -53,6 +53,10 @@ pub enum Error {
     /// A fault of ours; the caller sees only a reference id.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A refusal the domain already wrote to the disclosure log, with what only the
+    /// domain knew (e.g. the candidates a search considered); returned as the refusal.
+    #[error("{0}")]
+    Recorded(Box<Error>),
 }
 
 fn join(violations: &[FieldViolation]) -> String {
@@ -78,7 +82,7 @@ impl Error {
             | Error::PermissionDenied { .. }
             | Error::FailedPrecondition { .. }
             | Error::NotFound { .. } => true,
-            Error::Unavailable(_) | Error::Internal(_) => false,
+            Error::Unavailable(_) | Error::Internal(_) | Error::Recorded(_) => false,
         }
     }
 
@@ -91,6 +95,7 @@ impl Error {
             Error::NotFound { .. } => "request.not_found",
             Error::Unavailable(_) => "gateway.unavailable",
             Error::Internal(_) => "gateway.internal",
+            Error::Recorded(refusal) => refusal.rule(),
         }
     }
 
@@ -132,6 +137,7 @@ impl From<Error> for Status {
             }
             Error::NotFound { field, reason } => Status::not_found(format!("{field}: {reason}")),
             Error::Unavailable(reason) => Status::unavailable(reason),
+            Error::Recorded(refusal) => Status::from(*refusal),
             Error::Internal(source) => {
                 // Logged here, once, where it is handled; the caller gets only the reference.
                 let reference = uuid::Uuid::new_v4();

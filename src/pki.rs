@@ -20,6 +20,7 @@ pub const DEMO_SYSTEMS: &[&str] = &[
     "nursery",
     "primary-school",
     "ig-office",
+    "mash",
 ];
 
 /// The SAN URI a dev client certificate carries for a system id.

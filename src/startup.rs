@@ -18,13 +18,17 @@ use crate::api::identity::IdentityApi;
 use crate::api::notifications::NotificationApi;
 use crate::api::proto::{
     self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
+    identity_resolution_service_server::IdentityResolutionServiceServer,
     identity_service_server::IdentityServiceServer,
     notification_service_server::NotificationServiceServer,
     query_service_server::QueryServiceServer, records_service_server::RecordsServiceServer,
 };
 use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
+use crate::api::resolution::ResolutionApi;
 use crate::config::Settings;
+use crate::domain::identity::steward::log_pending;
+use crate::domain::identity::{MatchRules, Steward};
 use crate::domain::ledger::{CheckpointSigner, Ledger};
 use crate::domain::notify::Deliveries;
 use crate::domain::policy::PolicyHolder;
@@ -32,6 +36,9 @@ use crate::domain::query::Queries;
 use crate::domain::records::Records;
 use crate::registry::Registry;
 use crate::store::Store;
+
+/// The identity matching rules' file in the policy directory.
+pub const MATCHING_RULES: &str = "matching.toml";
 
 /// The gRPC services whose health follows the database.
 const SERVICES: &[&str] = &["safegate.v1.IdentityService", "safegate.v1.RecordsService"];
@@ -45,6 +52,7 @@ pub struct Application {
     store: Store,
     ledger: Ledger,
     policy: Arc<PolicyHolder>,
+    rules: Arc<MatchRules>,
     settings: Settings,
 }
 
@@ -64,6 +72,13 @@ impl Application {
         let policy = PolicyHolder::load(&settings.policy_dir)
             .await
             .context("loading the sharing policy (`policy_dir`)")?;
+        let matching = settings.policy_dir.join(MATCHING_RULES);
+        let rules = MatchRules::load(&matching).with_context(|| {
+            format!(
+                "loading the identity matching rules {} (`policy_dir`)",
+                matching.display()
+            )
+        })?;
         let signer = CheckpointSigner::load(&settings.checkpoint_key)
             .context("loading the checkpoint signing key (`checkpoint_key`)")?;
         let store = Store::connect(&settings.database_url, settings.database_max_connections)
@@ -71,6 +86,10 @@ impl Application {
             .context("opening the database (`database_url`)")?;
         store.migrate().await.context("migrating the database")?;
         let ledger = Ledger::start(store.clone(), signer);
+        // Identity decisions committed before a crash, whose entries were not written yet.
+        log_pending(&store, &ledger, None)
+            .await
+            .context("writing pending identity decisions to the disclosure log")?;
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
@@ -89,6 +108,7 @@ impl Application {
             store,
             ledger,
             policy: Arc::new(policy),
+            rules: Arc::new(rules),
             settings,
         })
     }
@@ -166,6 +186,7 @@ impl Application {
                     self.ledger.clone(),
                     self.registry
                         .systems_with_role(crate::domain::Role::IgOfficer),
+                    Arc::clone(&self.rules),
                 ),
                 self.ledger.clone(),
             )))
@@ -173,7 +194,20 @@ impl Application {
                 self.ledger.clone(),
             )))
             .add_service(RecordsServiceServer::new(RecordsApi::new(
-                Records::new(self.store.clone(), Arc::clone(&self.policy)),
+                Records::new(
+                    self.store.clone(),
+                    Arc::clone(&self.policy),
+                    Arc::clone(&self.rules),
+                    self.ledger.clone(),
+                ),
+                self.ledger.clone(),
+            )))
+            .add_service(IdentityResolutionServiceServer::new(ResolutionApi::new(
+                Steward::new(
+                    self.store.clone(),
+                    self.ledger.clone(),
+                    Arc::clone(&self.rules),
+                ),
                 self.ledger.clone(),
             )))
             .serve_with_incoming_shutdown(incoming(self.listener), signal);

@@ -115,6 +115,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
                 Purpose::OffenderManagement,
             )),
             subject: by_identifier(proto::IdentifierScheme::PncId, DEAN_PNC),
+            search: None,
         })
         .await?
         .into_inner();
@@ -133,6 +134,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
                 Purpose::ChildSafeguarding,
             )),
             subject: by_identifier(proto::IdentifierScheme::NhsNumber, AMY_NHS),
+            search: None,
         })
         .await?
         .into_inner();
@@ -207,6 +209,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
                 Purpose::ChildSafeguarding,
             )),
             subject: by_identifier(proto::IdentifierScheme::PncId, DEAN_PNC),
+            search: None,
         })
         .await;
     let _ = writeln!(

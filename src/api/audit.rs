@@ -121,6 +121,19 @@ impl From<StoredEntry> for proto::LogEntry {
             leaf_hash: stored.leaf_hash,
             chain_hash: stored.chain_hash,
             latest_review: stored.latest_review.map(Into::into),
+            identity_links: e
+                .identity_links
+                .into_iter()
+                .map(|l| proto::LinkUsed {
+                    link_id: l.link_id,
+                    person_id: l.person_id,
+                    other_person_id: l.other_person_id,
+                    method: l.method,
+                    probability: l.probability,
+                    rules_version: l.rules_version,
+                })
+                .collect(),
+            search_candidates: e.search_candidates,
         }
     }
 }
@@ -263,6 +276,7 @@ fn filter(request: &ListEntriesRequest) -> Result<EntryFilter, Error> {
     };
     Ok(EntryFilter {
         person_id: text(&request.person_id),
+        also_person_ids: Vec::new(),
         agency: text(&request.agency),
         system_id: text(&request.system_id),
         practitioner_id: text(&request.practitioner_id),

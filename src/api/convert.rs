@@ -2,6 +2,7 @@
 //! exhaustive so a new enum value cannot be silently mistranslated.
 
 use crate::api::proto;
+use crate::domain::identity::{IdentityLink, LinkMethod};
 use crate::domain::{Agency, Practitioner, Purpose, RequestedContext, Role};
 use crate::error::Error;
 
@@ -31,6 +32,7 @@ impl From<Role> for proto::Role {
             Role::TeamManager => proto::Role::TeamManager,
             Role::SchoolDsl => proto::Role::SchoolDsl,
             Role::IgOfficer => proto::Role::IgOfficer,
+            Role::IdentitySteward => proto::Role::IdentitySteward,
         }
     }
 }
@@ -50,6 +52,7 @@ fn role_from_wire(value: i32) -> Result<Option<Role>, Error> {
         proto::Role::TeamManager => Some(Role::TeamManager),
         proto::Role::SchoolDsl => Some(Role::SchoolDsl),
         proto::Role::IgOfficer => Some(Role::IgOfficer),
+        proto::Role::IdentitySteward => Some(Role::IdentitySteward),
     })
 }
 
@@ -102,6 +105,28 @@ impl From<Practitioner> for proto::PractitionerContext {
                 .into(),
             justification: practitioner.justification.unwrap_or_default(),
             break_glass: practitioner.break_glass,
+        }
+    }
+}
+
+impl From<IdentityLink> for proto::IdentityLink {
+    fn from(link: IdentityLink) -> Self {
+        proto::IdentityLink {
+            link_id: link.link_id,
+            person_id: link.person_id,
+            other_person_id: link.other_person_id,
+            method: match link.method {
+                LinkMethod::Automatic => proto::LinkMethod::Automatic,
+                LinkMethod::Steward => proto::LinkMethod::Steward,
+            }
+            .into(),
+            probability: link.probability.unwrap_or_default(),
+            rules_version: link.rules_version,
+            active: link.active,
+            decided_at: link.decided_at,
+            decided_by_system: link.decided_by_system,
+            split_at: link.split_at.unwrap_or_default(),
+            task_id: link.task_id,
         }
     }
 }

@@ -160,6 +160,41 @@ impl Reader<'_> {
         }
     }
 
+    /// A subject named by demographics: given name, family name and date of birth are
+    /// required, the postcode optional.
+    pub fn search(
+        &mut self,
+        field: &str,
+        wire: proto::SubjectSearch,
+    ) -> Option<Box<PersonDetails>> {
+        let f = |name: &str| format!("{field}.{name}");
+        let name = |reader: &mut Self, name: &str, value: String| {
+            let value = value.trim().to_owned();
+            if value.is_empty() || value.chars().count() > 100 {
+                reader.fail(f(name), "must be 1-100 characters");
+                return None;
+            }
+            Some(value)
+        };
+        let given_name = name(self, "given_name", wire.given_name);
+        let family_name = name(self, "family_name", wire.family_name);
+        let date_of_birth = self.day(f("date_of_birth"), &wire.date_of_birth);
+        let postcode = match wire.postcode.trim() {
+            "" => Some(None),
+            raw => Postcode::parse(raw, &f("postcode"))
+                .map_err(|v| self.violations.push(v))
+                .ok()
+                .map(Some),
+        };
+        Some(Box::new(PersonDetails {
+            given_name: given_name?,
+            family_name: family_name?,
+            date_of_birth: Some(date_of_birth?),
+            postcode: postcode?,
+            ..PersonDetails::default()
+        }))
+    }
+
     fn persons(&mut self, field: &str, wire: Vec<proto::PersonRef>) -> Option<Vec<PersonRef>> {
         let people: Vec<Option<PersonRef>> = wire
             .into_iter()

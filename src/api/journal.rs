@@ -51,6 +51,11 @@ has_context!(
     proto::QueryRequest,
     proto::ExplainRequest,
     proto::ReloadPolicyRequest,
+    proto::ListReviewTasksRequest,
+    proto::ConfirmMatchRequest,
+    proto::RejectMatchRequest,
+    proto::ListIdentityLinksRequest,
+    proto::SplitLinkRequest,
 );
 
 /// An entry stamped with who asked, how and when; the caller fills in what was decided.

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod notifications;
 pub mod query;
 pub mod records;
+pub mod resolution;
 
 /// Code generated from `proto/safegate/v1`.
 pub mod proto {

@@ -14,7 +14,7 @@ use crate::api::proto::{
 };
 use crate::domain::ledger::{Decision, EntryKind, Ledger};
 use crate::domain::policy::{Level, PolicyHolder};
-use crate::domain::query::{Queries, Question, Shown};
+use crate::domain::query::{Queries, Question, Shown, Subject};
 use crate::error::Error;
 
 /// Handlers over the query service.
@@ -69,6 +69,7 @@ fn person_view(view: crate::domain::query::PersonView) -> proto::PersonView {
         person_id: view.person_id,
         facts: view.facts.into_iter().map(fact_view).collect(),
         safeguarding_status: view.status.map(Into::into),
+        identity_links: view.identity_links.into_iter().map(Into::into).collect(),
     }
 }
 
@@ -78,6 +79,7 @@ fn question(
     meta: &crate::api::journal::RequestMeta,
     context: Option<proto::PractitionerContext>,
     subject: Option<proto::PersonRef>,
+    search: Option<proto::SubjectSearch>,
 ) -> Result<Question, Error> {
     let practitioner = practitioner(caller, context.clone())?;
     let mut violations = Vec::new();
@@ -85,7 +87,20 @@ fn question(
         agency: caller.system.agency,
         violations: &mut violations,
     };
-    let Some(subject) = reader.person("subject".into(), subject) else {
+    let named = subject.as_ref().is_some_and(|s| s.r#ref.is_some());
+    let subject = match (named, search) {
+        (true, Some(_)) => {
+            return Err(Error::invalid(
+                "search",
+                "set either subject or search, not both",
+            ));
+        }
+        (false, Some(search)) => reader.search("search", search).map(Subject::Search),
+        _ => reader
+            .person("subject".into(), subject)
+            .map(Subject::Person),
+    };
+    let Some(subject) = subject else {
         return Err(Error::InvalidArgument(violations));
     };
     Ok(Question {
@@ -109,7 +124,13 @@ impl QueryService for QueryApi {
         request: Request<QueryRequest>,
     ) -> Result<Response<QueryResponse>, Status> {
         answer(&self.ledger, request, |caller, meta, request| async move {
-            let question = question(&caller, &meta, request.context, request.subject)?;
+            let question = question(
+                &caller,
+                &meta,
+                request.context,
+                request.subject,
+                request.search,
+            )?;
             let answer = self.queries.query(question).await?;
             Ok(QueryResponse {
                 disclosure_entry_id: answer.entry_id,
@@ -137,7 +158,13 @@ impl QueryService for QueryApi {
         request: Request<ExplainRequest>,
     ) -> Result<Response<ExplainResponse>, Status> {
         answer(&self.ledger, request, |caller, meta, request| async move {
-            let question = question(&caller, &meta, request.context, request.subject)?;
+            let question = question(
+                &caller,
+                &meta,
+                request.context,
+                request.subject,
+                request.search,
+            )?;
             let explanation = self.queries.explain(question).await?;
             let (refusal_rule_id, refusal_reason) = explanation
                 .refusal

@@ -22,6 +22,24 @@ pub enum By {
     PersonId,
 }
 
+/// A person reference as the CLI's `--by` names it.
+pub fn subject_ref(by: By, subject: &str) -> PersonRef {
+    let identifier = |scheme: proto::IdentifierScheme| {
+        proto::person_ref::Ref::Identifier(proto::Identifier {
+            scheme: scheme.into(),
+            value: subject.to_owned(),
+            namespace: String::new(),
+        })
+    };
+    PersonRef {
+        r#ref: Some(match by {
+            By::Nhs => identifier(proto::IdentifierScheme::NhsNumber),
+            By::Pnc => identifier(proto::IdentifierScheme::PncId),
+            By::PersonId => proto::person_ref::Ref::PersonId(subject.to_owned()),
+        }),
+    }
+}
+
 /// Ask the running gateway about a person, as one agency system.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -40,8 +58,21 @@ pub struct QueryArgs {
     /// How the subject is named.
     #[arg(long, value_enum, default_value = "nhs")]
     by: By,
-    /// The subject's identifier (or person id with --by person-id).
-    subject: String,
+    /// The subject's identifier (or person id with --by person-id); leave out to search
+    /// by --given-name, --family-name and --date-of-birth instead.
+    subject: Option<String>,
+    /// Search by demographics: the subject's given name.
+    #[arg(long, requires_all = ["family_name", "date_of_birth"], conflicts_with = "subject")]
+    given_name: Option<String>,
+    /// Search by demographics: the subject's family name.
+    #[arg(long, requires = "given_name")]
+    family_name: Option<String>,
+    /// Search by demographics: date of birth, YYYY-MM-DD.
+    #[arg(long, requires = "given_name")]
+    date_of_birth: Option<String>,
+    /// Search by demographics: postcode (optional).
+    #[arg(long, requires = "given_name")]
+    postcode: Option<String>,
     /// Ask for a dry run (Explain) instead of the answer.
     #[arg(long)]
     explain: bool,
@@ -91,25 +122,28 @@ pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
         justification: args.justification.clone(),
         break_glass: args.break_glass,
     };
-    let identifier = |scheme: proto::IdentifierScheme| {
-        proto::person_ref::Ref::Identifier(proto::Identifier {
-            scheme: scheme.into(),
-            value: args.subject.clone(),
-            namespace: String::new(),
-        })
+    let (subject, search) = match (&args.subject, &args.given_name) {
+        (Some(subject), _) => (Some(subject_ref(args.by, subject)), None),
+        (None, Some(given_name)) => (
+            None,
+            Some(proto::SubjectSearch {
+                given_name: given_name.clone(),
+                family_name: args.family_name.clone().unwrap_or_default(),
+                date_of_birth: args.date_of_birth.clone().unwrap_or_default(),
+                postcode: args.postcode.clone().unwrap_or_default(),
+            }),
+        ),
+        (None, None) => anyhow::bail!(
+            "name the subject by identifier, or search with --given-name, --family-name and \
+             --date-of-birth"
+        ),
     };
-    let subject = Some(PersonRef {
-        r#ref: Some(match args.by {
-            By::Nhs => identifier(proto::IdentifierScheme::NhsNumber),
-            By::Pnc => identifier(proto::IdentifierScheme::PncId),
-            By::PersonId => proto::person_ref::Ref::PersonId(args.subject.clone()),
-        }),
-    });
     if args.explain {
         let explanation = client
             .explain(ExplainRequest {
                 context: Some(context),
                 subject,
+                search,
             })
             .await
             .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
@@ -143,6 +177,7 @@ pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
         .query(QueryRequest {
             context: Some(context),
             subject,
+            search,
         })
         .await
         .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?

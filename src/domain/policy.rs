@@ -629,6 +629,13 @@ fn parse_rule(line: &str) -> Result<RuleLine, String> {
                         .to_owned(),
                 );
             }
+            if role == Role::IdentitySteward && level != Level::Nothing {
+                return Err(
+                    "identity_steward may see nothing of any case category: stewards \
+                            see identity details through the identity service only"
+                        .to_owned(),
+                );
+            }
             Rule::Cell {
                 system: system.to_owned(),
                 role,

@@ -6,22 +6,31 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::domain::identity::{IdentityLink, MatchRules, Resolution};
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::domain::notify::{Surroundings, naming};
 use crate::domain::policy::{Level, Policy, PolicyHolder};
-use crate::domain::records::facts::{Fact, LinkType, Part};
+use crate::domain::records::facts::{Fact, LinkType, Part, PersonDetails};
 use crate::domain::records::status::{self, SafeguardingStatus};
 use crate::domain::records::{Category, Day, PersonRef};
 use crate::domain::{Agency, AgencySystem, Practitioner, Purpose};
 use crate::error::Error;
 use crate::store::{FactAbout, RecordsNow, Store};
 
+/// Whom a question is about: a person named by identifier or person id, or one found
+/// by demographics (given name, family name, date of birth, optionally postcode).
+#[derive(Debug, Clone)]
+pub enum Subject {
+    Person(PersonRef),
+    Search(Box<PersonDetails>),
+}
+
 /// Who asks, about whom, and the log entry describing the request so far.
 #[derive(Debug, Clone)]
 pub struct Question {
     pub system: Arc<AgencySystem>,
     pub practitioner: Practitioner,
-    pub subject: PersonRef,
+    pub subject: Subject,
     /// Stamped with the caller, context, RPC and trace id; the service fills the rest.
     pub entry: Entry,
 }
@@ -50,14 +59,16 @@ pub struct FactView {
     pub shown: Shown,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PersonView {
     pub person_id: String,
     pub facts: Vec<FactView>,
     pub status: Option<SafeguardingStatus>,
+    /// The links on demographics that join agencies' records into this person.
+    pub identity_links: Vec<IdentityLink>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LinkedView {
     pub link_type: LinkType,
     pub subject_is_from: bool,
@@ -96,6 +107,8 @@ pub struct Queries {
     ledger: Ledger,
     /// The information-governance systems told of every break-glass access.
     ig_systems: Arc<Vec<String>>,
+    /// How a subject named by demographics is found.
+    rules: Arc<MatchRules>,
 }
 
 /// The subject, the persons one link away and every current fact naming any of them.
@@ -104,6 +117,8 @@ struct Neighbourhood {
     /// (person id, link type, subject is the link's `from`), in link order.
     linked: Vec<(String, LinkType, bool)>,
     facts: Surroundings,
+    /// The identity links within each person of the answer that has any.
+    identity: HashMap<String, Arc<[IdentityLink]>>,
 }
 
 impl Neighbourhood {
@@ -138,12 +153,14 @@ impl Queries {
         policy: Arc<PolicyHolder>,
         ledger: Ledger,
         ig_systems: Vec<String>,
+        rules: Arc<MatchRules>,
     ) -> Self {
         Queries {
             store,
             policy,
             ledger,
             ig_systems: Arc::new(ig_systems),
+            rules,
         }
     }
 
@@ -157,11 +174,11 @@ impl Queries {
         let policy = self.policy.current();
         let (purpose, lawful_basis, purpose_rule) = purpose(&policy, &question)?;
         let records = self.store.records_now().await?;
-        let neighbourhood = self.neighbourhood(&records, &question).await?;
+        let mut entry = question.entry.clone();
+        let neighbourhood = self.neighbourhood(&records, &question, &mut entry).await?;
         let legitimacy = legitimacy(&question, &neighbourhood)?;
         let today = Day::today();
 
-        let mut entry = question.entry.clone();
         entry.kind = EntryKind::Query;
         entry.decision = Decision::Released;
         entry.purpose = purpose.as_str().into();
@@ -174,6 +191,14 @@ impl Queries {
             .iter()
             .map(|(p, _, _)| p.clone())
             .collect();
+        entry.identity_links = neighbourhood
+            .identity
+            .values()
+            .flat_map(|links| links.iter().map(IdentityLink::used))
+            .collect();
+        entry
+            .identity_links
+            .sort_by(|a, b| a.link_id.cmp(&b.link_id));
         let mut rules: BTreeSet<String> = BTreeSet::from([purpose_rule]);
         let mut indicator_categories: BTreeSet<Category> = BTreeSet::new();
         let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -191,6 +216,11 @@ impl Queries {
                 person_id: person_id.clone(),
                 facts: Vec::new(),
                 status: None,
+                identity_links: neighbourhood
+                    .identity
+                    .get(&person_id)
+                    .map(|links| links.to_vec())
+                    .unwrap_or_default(),
             };
             for about in neighbourhood.facts_of(&person_id) {
                 // Each fact once, under the person it is chiefly about; links only between
@@ -315,7 +345,7 @@ impl Queries {
         }
         if refusal.is_none() {
             let neighbourhood = match self.store.records_now().await {
-                Ok(records) => self.neighbourhood(&records, &question).await,
+                Ok(records) => self.neighbourhood(&records, &question, &mut entry).await,
                 Err(error) => Err(error),
             };
             let checked = match neighbourhood {
@@ -360,14 +390,21 @@ impl Queries {
         })
     }
 
+    /// The subject's resolved person, the persons one link away and their facts. A
+    /// search by demographics records every candidate it considered in `entry`.
     async fn neighbourhood(
         &self,
         records: &RecordsNow<'_>,
         question: &Question,
+        entry: &mut Entry,
     ) -> Result<Neighbourhood, Error> {
+        let subject = match &question.subject {
+            Subject::Person(person) => self.store.find_person(person).await?,
+            Subject::Search(details) => self.search(details, entry).await?,
+        };
         // An unknown person and a person the agency has no business with get the same
         // refusal, so the answer does not reveal who is on record.
-        let Some(subject) = self.store.find_person(&question.subject).await? else {
+        let Some(subject) = subject else {
             if question.practitioner.break_glass {
                 return Err(Error::NotFound {
                     field: "subject".into(),
@@ -376,6 +413,7 @@ impl Queries {
             }
             return Err(no_legitimate_relationship());
         };
+        let subject = records.resolved(&subject).await?;
         let subject_facts = records.facts_naming(&subject).await?;
         let mut linked: Vec<(String, LinkType, bool)> = Vec::new();
         for about in subject_facts.iter() {
@@ -397,13 +435,59 @@ impl Queries {
         for (person, _, _) in &linked {
             facts.insert(person.clone(), records.facts_naming(person).await?);
         }
+        let mut identity = HashMap::new();
+        for person in std::iter::once(&subject).chain(linked.iter().map(|(p, _, _)| p)) {
+            let links = records.identity_links(person).await?;
+            if !links.is_empty() {
+                identity.insert(person.clone(), links);
+            }
+        }
         Ok(Neighbourhood {
             subject,
             linked,
             facts,
+            identity,
         })
     }
+
+    /// The one person the demographics name at the auto-link level, as a trace by a
+    /// system with nobody at the keyboard: a unique match or nothing, and the answer
+    /// never says whether there were none or several. Every candidate considered is
+    /// recorded in `entry`.
+    async fn search(
+        &self,
+        details: &PersonDetails,
+        entry: &mut Entry,
+    ) -> Result<Option<String>, Error> {
+        let demographics = crate::domain::identity::Demographics::from_details(details);
+        let (candidates, shares) = self
+            .store
+            .search_candidates(&self.rules, &demographics)
+            .await?;
+        entry.search_candidates = candidates.iter().map(|c| c.person_id.clone()).collect();
+        match self.rules.resolve(&[], &demographics, &candidates, &shares) {
+            Resolution::Link { person_id, .. } => Ok(Some(person_id)),
+            Resolution::Review { .. } | Resolution::New { .. } => {
+                let refusal = Error::NotFound {
+                    field: "search".into(),
+                    reason: "no single person on record matches these details closely \
+                             enough; ask by NHS number, PNC id or local id"
+                        .into(),
+                };
+                let mut refused = entry.clone();
+                refused.kind = EntryKind::Refusal;
+                refused.decision = Decision::Refused;
+                refused.rule_ids = vec![SEARCH_RULE.into()];
+                refused.reason = refusal.to_string();
+                self.ledger.append(refused).await?;
+                Err(Error::Recorded(Box::new(refusal)))
+            }
+        }
+    }
 }
+
+/// The rule a search by demographics that finds no single person is refused under.
+pub const SEARCH_RULE: &str = "query.search_not_unique";
 
 fn no_legitimate_relationship() -> Error {
     Error::PermissionDenied {

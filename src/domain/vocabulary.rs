@@ -26,6 +26,9 @@ vocabulary! {
         TeamManager => "team_manager",
         SchoolDsl => "school_dsl",
         IgOfficer => "ig_officer",
+        /// Confirms identities across agencies (in the demo, the MASH): sees identity
+        /// details only, never case facts.
+        IdentitySteward => "identity_steward",
     }
 }
 
@@ -41,9 +44,10 @@ vocabulary! {
 
 impl Agency {
     /// The roles this agency's systems may be configured to assert (DOMAIN.md). An IG
-    /// officer may sit in any agency.
+    /// officer and an identity steward (a MASH is hosted by one agency for all) may sit
+    /// in any agency.
     pub fn permits_role(self, role: Role) -> bool {
-        if role == Role::IgOfficer {
+        if matches!(role, Role::IgOfficer | Role::IdentitySteward) {
             return true;
         }
         let allowed: &[Role] = match self {
@@ -83,6 +87,7 @@ mod tests {
         assert!(!Agency::Health.permits_role(Role::SocialWorker));
         assert!(Agency::Health.permits_role(Role::IgOfficer));
         assert!(Agency::InformationGovernance.permits_role(Role::IgOfficer));
+        assert!(Agency::ChildrensServices.permits_role(Role::IdentitySteward));
         assert!(!Agency::InformationGovernance.permits_role(Role::Gp));
     }
 }

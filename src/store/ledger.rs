@@ -35,6 +35,9 @@ pub struct StoredEntry {
 #[derive(Debug, Clone, Default)]
 pub struct EntryFilter {
     pub person_id: Option<String>,
+    /// With `person_id`: entries about any of these persons too (the other persons
+    /// resolved to the same person).
+    pub also_person_ids: Vec<String>,
     pub agency: Option<String>,
     pub system_id: Option<String>,
     pub practitioner_id: Option<String>,
@@ -502,10 +505,18 @@ impl Store {
             sql.push_str(&clause.replace('?', &format!("${}", binds.len() + 1)));
         };
         if let Some(person) = &filter.person_id {
-            add(
-                " AND l.seq IN (SELECT seq FROM disclosure_person WHERE person_id = ?)",
-                person,
-            );
+            let persons: Vec<&String> = std::iter::once(person)
+                .chain(&filter.also_person_ids)
+                .collect();
+            for (i, person) in persons.iter().enumerate() {
+                let open = if i == 0 {
+                    " AND l.seq IN (SELECT seq FROM disclosure_person WHERE person_id IN (?"
+                } else {
+                    ", ?"
+                };
+                let close = if i + 1 == persons.len() { "))" } else { "" };
+                add(&format!("{open}{close}"), person);
+            }
         }
         for (column, value) in [
             ("agency", &filter.agency),

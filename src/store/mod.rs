@@ -12,10 +12,12 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::Error;
 
+mod identity;
 mod ledger;
 mod notices;
 mod read_cache;
 mod records;
+pub use identity::{IdentityLogItem, NameShares};
 pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};
 pub use notices::StoredNotice;
 pub use read_cache::{Facts, RecordsNow};

@@ -16,11 +16,14 @@
 //! was read, so it reflects that generation or a later one; it is served only to a query
 //! that read the same generation, and a later change makes every query read a newer
 //! generation and so miss. Person references are remembered apart from the generation:
-//! a person is never deleted and an identifier never moves to another person.
+//! a person is never deleted and an identifier never moves to another person. Which
+//! resolved person a person belongs to changes with identity links, and every link or
+//! split bumps the generation, so it is remembered under the generation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::domain::identity::IdentityLink;
 use crate::domain::records::PersonRef;
 use crate::domain::records::status::LegalStatusVersion;
 use crate::error::Error;
@@ -50,6 +53,9 @@ struct Remembered {
     generation: i64,
     facts: HashMap<String, Facts>,
     legal_statuses: HashMap<String, Arc<[LegalStatusVersion]>>,
+    /// Person id to resolved person id: identity links change with the generation.
+    resolved: HashMap<String, Arc<str>>,
+    identity_links: HashMap<String, Arc<[IdentityLink]>>,
 }
 
 impl Remembered {
@@ -61,6 +67,8 @@ impl Remembered {
             self.generation = generation;
             self.facts.clear();
             self.legal_statuses.clear();
+            self.resolved.clear();
+            self.identity_links.clear();
         }
         (generation == self.generation).then_some(self)
     }
@@ -261,6 +269,28 @@ impl RecordsNow<'_> {
             self.store.legal_statuses(person_id).await?.into();
         self.keep(|r| remember(&mut r.legal_statuses, person_id, &versions));
         Ok(versions)
+    }
+
+    /// The resolved person of `person_id`, as [`Store::resolved_person`].
+    pub async fn resolved(&self, person_id: &str) -> Result<String, Error> {
+        if let Some(resolved) = self.cached(|r| r.resolved.get(person_id).cloned()) {
+            return Ok(resolved.to_string());
+        }
+        let resolved = self.store.resolved_person(person_id).await?;
+        let shared: Arc<str> = resolved.as_str().into();
+        self.keep(|r| remember(&mut r.resolved, person_id, &shared));
+        Ok(resolved)
+    }
+
+    /// The active identity links joining the persons resolved to `resolved_id`.
+    pub async fn identity_links(&self, resolved_id: &str) -> Result<Arc<[IdentityLink]>, Error> {
+        if let Some(links) = self.cached(|r| r.identity_links.get(resolved_id).cloned()) {
+            return Ok(links);
+        }
+        let links: Arc<[IdentityLink]> =
+            self.store.active_identity_links(resolved_id).await?.into();
+        self.keep(|r| remember(&mut r.identity_links, resolved_id, &links));
+        Ok(links)
     }
 
     fn cached<T>(&self, get: impl FnOnce(&mut Remembered) -> Option<T>) -> Option<T> {

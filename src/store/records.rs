@@ -5,6 +5,7 @@ use sqlx::{AnyConnection, Row};
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::Agency;
+use crate::domain::identity::MatchRules;
 use crate::domain::notify::{self, Surroundings, Trigger};
 use crate::domain::policy::Policy;
 use crate::domain::records::facts::PersonDetails;
@@ -13,6 +14,7 @@ use crate::domain::records::{
     LegalStatus, LegalStatusType, LegalStatusVersion, Part, PersonRef, Receipt,
 };
 use crate::error::Error;
+use crate::store::identity;
 use crate::store::notices::insert_notices;
 use crate::store::{Backend, Store, database_error};
 
@@ -72,12 +74,20 @@ impl Store {
         request_sha256: &str,
         changes: &[PathedChange],
         policy: &Policy,
+        rules: &MatchRules,
     ) -> Result<Vec<Receipt>, Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
-                .try_apply(actor, client_request_id, request_sha256, changes, policy)
+                .try_apply(
+                    actor,
+                    client_request_id,
+                    request_sha256,
+                    changes,
+                    policy,
+                    rules,
+                )
                 .await
             {
                 Ok(receipts) => return Ok(receipts),
@@ -99,6 +109,7 @@ impl Store {
         request_sha256: &str,
         changes: &[PathedChange],
         policy: &Policy,
+        rules: &MatchRules,
     ) -> Result<Vec<Receipt>, Failure> {
         let mut tx = self.begin_write().await?;
         let earlier = sqlx::query(
@@ -130,19 +141,22 @@ impl Store {
         for (path, change) in changes {
             let (receipt, stored) = match change {
                 Change::Publish(fact) => {
-                    publish(&mut tx, actor, path, fact.clone(), &at, client_request_id).await?
+                    let context = Context {
+                        actor,
+                        rules,
+                        at: &at,
+                        client_request_id,
+                    };
+                    publish(&mut tx, &context, path, fact.clone()).await?
                 }
                 Change::Update { record_id, fact } => {
-                    update(
-                        &mut tx,
+                    let context = Context {
                         actor,
-                        path,
-                        record_id,
-                        fact.clone(),
-                        &at,
+                        rules,
+                        at: &at,
                         client_request_id,
-                    )
-                    .await?
+                    };
+                    update(&mut tx, &context, path, record_id, fact.clone()).await?
                 }
                 Change::End {
                     record_id,
@@ -255,24 +269,33 @@ impl Store {
 
     /// The latest version of each legal-status fact naming `person_id` as the child.
     pub async fn legal_statuses(&self, person_id: &str) -> Result<Vec<LegalStatusVersion>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
         let rows = sqlx::query(
             "SELECT r.record_id, v.payload, v.end_reason, r.ended \
              FROM record r \
              JOIN record_version v ON v.record_id = r.record_id AND v.version = r.current_version \
              JOIN record_person p ON p.record_id = r.record_id AND p.version = r.current_version \
-             WHERE p.person_id = $1 AND p.part = $2 AND r.category = $3 \
+             JOIN person_resolution pr ON pr.person_id = p.person_id \
+             WHERE pr.resolved_id = $1 AND p.part = $2 AND r.category = $3 \
              ORDER BY r.created_at, r.record_id",
         )
         .bind(person_id)
         .bind(Part::Child.as_str())
         .bind(Category::LegalStatus.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(database_error)?;
         let mut versions = Vec::with_capacity(rows.len());
         for row in rows {
             let payload: String = row.try_get(1).map_err(database_error)?;
-            let Fact::LegalStatus(status) = decode::<Fact>(&payload)? else {
+            let mut fact = decode::<Fact>(&payload)?;
+            let named = fact.person_ids();
+            let named: Vec<&str> = named.iter().map(String::as_str).collect();
+            let resolved = identity::resolutions(&mut conn, &named)
+                .await
+                .map_err(database_error)?;
+            identity::rewrite(&mut fact, &resolved);
+            let Fact::LegalStatus(status) = fact else {
                 return Err(Error::internal(
                     "legal_status record holds another category",
                 ));
@@ -357,17 +380,18 @@ async fn lookup_person(
 }
 
 /// Resolves every person reference of a fact to a person id, in place.
+/// For person details, also whether the person was created by this fact.
 async fn resolve_refs(
     conn: &mut AnyConnection,
     actor: &Actor,
     path: &str,
     fact: &mut Fact,
     at: &str,
-) -> Result<Vec<String>, Failure> {
+) -> Result<(Vec<String>, bool), Failure> {
     if let Fact::Person(details) = fact {
-        let person_id = resolve_person_details(conn, actor, path, details, at).await?;
+        let (person_id, created) = resolve_person_details(conn, actor, path, details, at).await?;
         details.person = Some(PersonRef::PersonId(person_id.clone()));
-        return Ok(vec![person_id]);
+        return Ok((vec![person_id], created));
     }
     let category = fact.category();
     let mut ids = Vec::new();
@@ -382,26 +406,28 @@ async fn resolve_refs(
         *person = PersonRef::PersonId(id.clone());
         ids.push(id);
     }
-    Ok(ids)
+    Ok((ids, false))
 }
 
 /// Finds the one person the identifiers belong to, or creates them; attaches any new
-/// identifiers. Identifiers of two different persons are never merged.
+/// identifiers. Identifiers of two different (resolved) persons are never merged.
+/// Returns the person and whether it was created.
 async fn resolve_person_details(
     conn: &mut AnyConnection,
     actor: &Actor,
     path: &str,
     details: &PersonDetails,
     at: &str,
-) -> Result<String, Failure> {
-    let mut known: Vec<(usize, String)> = Vec::new();
+) -> Result<(String, bool), Failure> {
+    let mut known: Vec<(usize, String, String)> = Vec::new();
     for (i, identifier) in details.identifiers.iter().enumerate() {
         if let Some(id) = lookup_person(conn, &PersonRef::Identifier(identifier.clone())).await? {
-            known.push((i, id));
+            let resolved = identity::resolved_id(conn, &id).await?;
+            known.push((i, id, resolved));
         }
     }
-    if let Some((first, first_id)) = known.first()
-        && let Some((clash, _)) = known.iter().find(|(_, id)| id != first_id)
+    if let Some((first, _, first_resolved)) = known.first()
+        && let Some((clash, _, _)) = known.iter().find(|(_, _, r)| r != first_resolved)
     {
         return Err(Error::FailedPrecondition {
             rule: "records.identifier_clash",
@@ -414,8 +440,8 @@ async fn resolve_person_details(
         }
         .into());
     }
-    let person_id = match known.first() {
-        Some((_, id)) => id.clone(),
+    let (person_id, created) = match known.first() {
+        Some((_, id, _)) => (id.clone(), false),
         None => {
             let id = new_id();
             sqlx::query(
@@ -426,11 +452,12 @@ async fn resolve_person_details(
             .bind(&actor.system_id)
             .execute(&mut *conn)
             .await?;
-            id
+            identity::add_person(conn, &id).await?;
+            (id, true)
         }
     };
     for (i, identifier) in details.identifiers.iter().enumerate() {
-        if known.iter().any(|(k, _)| *k == i) {
+        if known.iter().any(|(k, _, _)| *k == i) {
             continue;
         }
         sqlx::query(
@@ -446,7 +473,7 @@ async fn resolve_person_details(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(person_id)
+    Ok((person_id, created))
 }
 
 /// Rules that need other stored facts: links join two different persons; a breach names
@@ -603,15 +630,55 @@ async fn insert_version(
     Ok(())
 }
 
+/// What every change of one request shares.
+struct Context<'a> {
+    actor: &'a Actor,
+    rules: &'a MatchRules,
+    at: &'a str,
+    client_request_id: &'a str,
+}
+
+/// Keeps a person-details record's demographics for matching and, for a person who is
+/// new or still stands alone, matches them against everyone else on record.
+async fn match_details(
+    conn: &mut AnyConnection,
+    context: &Context<'_>,
+    record_id: &str,
+    fact: &Fact,
+    created: bool,
+) -> Result<(), Failure> {
+    let Fact::Person(details) = fact else {
+        return Ok(());
+    };
+    let Some(person_id) = details.person.as_ref().and_then(PersonRef::person_id) else {
+        return Err(Error::internal("person details stored unresolved").into());
+    };
+    let demographics =
+        identity::record_demographics(conn, record_id, person_id, details, context.rules).await?;
+    let alone = created || identity::members(conn, person_id).await?.len() == 1;
+    if alone {
+        identity::match_person(
+            conn,
+            context.actor,
+            person_id,
+            &details.identifiers,
+            &demographics,
+            context.rules,
+            context.at,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn publish(
     conn: &mut AnyConnection,
-    actor: &Actor,
+    context: &Context<'_>,
     path: &str,
     mut fact: Fact,
-    at: &str,
-    client_request_id: &str,
 ) -> Result<(Receipt, Fact), Failure> {
-    let person_ids = resolve_refs(conn, actor, path, &mut fact, at).await?;
+    let (actor, at, client_request_id) = (context.actor, context.at, context.client_request_id);
+    let (person_ids, created) = resolve_refs(conn, actor, path, &mut fact, at).await?;
     check_references(conn, actor, path, &fact, at, client_request_id).await?;
     let record_id = new_id();
     sqlx::query(
@@ -635,6 +702,7 @@ async fn publish(
         changed_fields: "*".into(),
     };
     insert_version(conn, actor, new, at, client_request_id).await?;
+    match_details(conn, context, &record_id, &fact, created).await?;
     Ok((
         Receipt {
             record_id,
@@ -671,13 +739,12 @@ async fn changeable_head(
 
 async fn update(
     conn: &mut AnyConnection,
-    actor: &Actor,
+    context: &Context<'_>,
     path: &str,
     record_id: &str,
     mut fact: Fact,
-    at: &str,
-    client_request_id: &str,
 ) -> Result<(Receipt, Fact), Failure> {
+    let (actor, at, client_request_id) = (context.actor, context.at, context.client_request_id);
     let head = changeable_head(conn, actor, record_id).await?;
     if head.category != fact.category() {
         return Err(Error::invalid(
@@ -689,7 +756,7 @@ async fn update(
         )
         .into());
     }
-    let person_ids = resolve_refs(conn, actor, path, &mut fact, at).await?;
+    let (person_ids, created) = resolve_refs(conn, actor, path, &mut fact, at).await?;
     check_references(conn, actor, path, &fact, at, client_request_id).await?;
     let previous = current_payload(conn, record_id, head.current_version).await?;
     let version = head.current_version + 1;
@@ -703,6 +770,7 @@ async fn update(
     };
     insert_version(conn, actor, new, at, client_request_id).await?;
     set_head(conn, record_id, version, false).await?;
+    match_details(conn, context, record_id, &fact, created).await?;
     Ok((
         Receipt {
             record_id: record_id.to_owned(),
@@ -808,10 +876,11 @@ pub(crate) async fn facts_naming(
     let rows = sqlx::query(
         "SELECT r.record_id, r.current_version, r.owner_agency, r.owner_system, p.part, \
              v.payload, r.owner_contact \
-             FROM record_person p \
+             FROM person_resolution pr \
+             JOIN record_person p ON p.person_id = pr.person_id \
              JOIN record r ON r.record_id = p.record_id AND r.current_version = p.version \
              JOIN record_version v ON v.record_id = r.record_id AND v.version = r.current_version \
-             WHERE p.person_id = $1 AND r.ended = 0 \
+             WHERE pr.resolved_id = $1 AND r.ended = 0 \
              ORDER BY r.created_at, r.record_id, p.part",
     )
     .bind(person_id)
@@ -825,7 +894,10 @@ pub(crate) async fn facts_naming(
         let part =
             Part::parse(&part).ok_or_else(|| Error::internal(format!("unknown part {part}")))?;
         if let Some(last) = facts.last_mut().filter(|f| f.record_id == record_id) {
-            last.parts.push(part);
+            // Two persons resolved to one may play the same part in one fact.
+            if !last.parts.contains(&part) {
+                last.parts.push(part);
+            }
             continue;
         }
         let owner: String = row.try_get(2).map_err(database_error)?;
@@ -841,6 +913,17 @@ pub(crate) async fn facts_naming(
             fact: decode(&payload)?,
         });
     }
+    // Facts name the persons each agency published; a reader sees resolved persons.
+    let named: Vec<String> = facts.iter().flat_map(|f| f.fact.person_ids()).collect();
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let resolved = identity::resolutions(conn, &named)
+        .await
+        .map_err(database_error)?;
+    if !resolved.is_empty() {
+        for about in &mut facts {
+            identity::rewrite(&mut about.fact, &resolved);
+        }
+    }
     Ok(facts)
 }
 
@@ -855,6 +938,9 @@ async fn raise_notices(
     change: ChangeKind,
     policy: &Policy,
 ) -> Result<bool, Failure> {
+    // Notices are planned over resolved persons, as queries see them.
+    let mut fact = fact;
+    identity::resolve_fact(conn, &mut fact).await?;
     let mut world: Surroundings = Surroundings::new();
     for person in &fact.person_ids() {
         if world.contains_key(person) {

@@ -397,6 +397,7 @@ pub fn acting(system: &str) -> PractitionerContext {
         "nursery" => ("DSL-0001", Role::SchoolDsl),
         "primary-school" => ("DSL-0900", Role::SchoolDsl),
         "ig-office" => ("IG-0001", Role::IgOfficer),
+        "mash" => ("MASH-0001", Role::IdentitySteward),
         other => panic!("no demo system {other}"),
     };
     context(id, role)

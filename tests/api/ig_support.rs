@@ -57,6 +57,7 @@ async fn query_dean(
         .query(QueryRequest {
             context: Some(context),
             subject: dean(),
+            search: None,
         })
         .await
         .map(tonic::Response::into_inner)

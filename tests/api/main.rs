@@ -18,5 +18,6 @@ mod notifications;
 mod query;
 mod records;
 mod reflection;
+mod resolution;
 mod subject_access;
 mod transport;

@@ -186,6 +186,7 @@ async fn break_glass_access_notifies_information_governance() {
                     namespace: String::new(),
                 })),
             }),
+            search: None,
         })
         .await
         .expect("break-glass query")

@@ -67,6 +67,7 @@ pub(crate) async fn query(
         .query(QueryRequest {
             context: Some(context),
             subject,
+            search: None,
         })
         .await
         .map(tonic::Response::into_inner)
@@ -513,6 +514,7 @@ async fn explain_says_what_would_be_released_without_releasing_it() {
         .explain(ExplainRequest {
             context: Some(asking("GP-0001", Role::Gp, Purpose::ChildSafeguarding)),
             subject: nhs(AMY_NHS),
+            search: None,
         })
         .await
         .expect("explain")
@@ -541,6 +543,7 @@ async fn explain_says_what_would_be_released_without_releasing_it() {
                 Purpose::ChildSafeguarding,
             )),
             subject: nhs(AMY_NHS),
+            search: None,
         })
         .await
         .expect("explain")
@@ -552,7 +555,7 @@ async fn explain_says_what_would_be_released_without_releasing_it() {
 #[tokio::test]
 async fn a_broken_policy_reload_keeps_the_old_policy_in_force() {
     let policy_dir = temp_dir("policy");
-    for file in ["sharing.conf", "sharing.csv"] {
+    for file in ["sharing.conf", "sharing.csv", "matching.toml"] {
         std::fs::copy(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("policies")

@@ -127,3 +127,9 @@ pub enum Resolution {
 
 #[cfg(test)]
 mod tests;
+
+pub mod steward;
+pub use steward::{
+    Crossing, IdentityCard, IdentityLink, LinkMethod, PublishedDetails, ReviewState, ReviewTask,
+    Split, Steward, StewardCall, TaskView,
+};

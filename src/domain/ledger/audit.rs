@@ -94,7 +94,13 @@ impl Ledger {
 
     /// Entries matching `filter`; the read is logged before they are returned.
     pub async fn list(&self, read: Entry, filter: &EntryFilter) -> Result<Vec<StoredEntry>, Error> {
-        let entries = self.store().entries(filter).await?;
+        // By person: every agency's record of the person, as the resolved person.
+        let mut filter = filter.clone();
+        if let Some(person) = &filter.person_id {
+            let persons = self.store().identity_members(person).await?;
+            filter.also_person_ids = persons.into_iter().filter(|p| p != person).collect();
+        }
+        let entries = self.store().entries(&filter).await?;
         self.record_read(read, &entries.iter().collect::<Vec<_>>())
             .await?;
         Ok(entries)

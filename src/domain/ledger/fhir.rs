@@ -22,6 +22,8 @@ const EXPORT: (&str, &str) = ("110106", "Export");
 const QUERY: (&str, &str) = ("110112", "Query");
 const AUDIT_LOG_USED: (&str, &str) = ("110101", "Audit Log Used");
 const SECURITY_ALERT: (&str, &str) = ("110113", "Security Alert");
+/// DICOM "Patient Record": a person's record linked, reviewed or split.
+const PATIENT_RECORD: (&str, &str) = ("110110", "Patient Record");
 
 /// The v3 PurposeOfUse code (system v3-ActReason) closest to each safegate purpose; the
 /// purpose's own word goes in `text`. v3 has no child-protection code: THREAT ("to
@@ -76,6 +78,7 @@ fn event_type(kind: EntryKind, rpc: &str) -> (&'static str, &'static str) {
         EntryKind::Query | EntryKind::Notification | EntryKind::Export => EXPORT,
         EntryKind::Explain => QUERY,
         EntryKind::LogRead | EntryKind::Review => AUDIT_LOG_USED,
+        EntryKind::Identity => PATIENT_RECORD,
         EntryKind::Refusal if rpc.starts_with("safegate.v1.AuditService/") => AUDIT_LOG_USED,
         EntryKind::Refusal
             if rpc.starts_with("safegate.v1.QueryService/")
@@ -90,6 +93,7 @@ fn event_type(kind: EntryKind, rpc: &str) -> (&'static str, &'static str) {
 fn action(kind: EntryKind, event: (&str, &str)) -> &'static str {
     match (kind, event.0) {
         (EntryKind::Review, _) => "C",
+        (EntryKind::Identity, _) => "U",
         (_, "110106") | (_, "110101") => "R",
         _ => "E",
     }
@@ -131,7 +135,7 @@ pub fn audit_event(stored: &StoredEntry) -> Value {
     let e = &stored.entry;
     let event = event_type(e.kind, &e.rpc);
     let outcome = match e.decision {
-        Decision::Released | Decision::DryRun => "0",
+        Decision::Released | Decision::DryRun | Decision::Recorded => "0",
         Decision::Refused => "4",
     };
 

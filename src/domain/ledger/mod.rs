@@ -32,6 +32,9 @@ vocabulary! {
         /// An IG officer's record about an earlier entry: a break-glass review or a
         /// release for subject access (its rule id says which).
         Review => "review",
+        /// An identity decision (a link on demographics, a review task, a steward's
+        /// confirmation, rejection or split) or a steward's view of identity details.
+        Identity => "identity",
     }
 }
 
@@ -44,6 +47,8 @@ vocabulary! {
         Refused => "refused",
         /// A dry run: what would be released, with nothing released.
         DryRun => "dry_run",
+        /// A decision was recorded (an identity link, review or split).
+        Recorded => "recorded",
     }
 }
 
@@ -56,6 +61,21 @@ pub struct Disclosed {
     /// `detail`, `indicator` or `nothing`.
     pub level: String,
     pub rule_id: String,
+}
+
+/// An identity link an entry rests on: the answer joined two agencies' records of one
+/// person through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkUsed {
+    pub link_id: String,
+    pub person_id: String,
+    pub other_person_id: String,
+    /// `automatic` or `steward` (for an identity decision entry: the decision's kind).
+    pub method: String,
+    /// The match probability, six decimals; empty where none was scored.
+    pub probability: String,
+    /// SHA-256 of the matching rules that scored it.
+    pub rules_version: String,
 }
 
 /// A disclosure-log entry. Its canonical encoding (compact JSON, fields in this order) is
@@ -88,6 +108,14 @@ pub struct Entry {
     /// For a notification or export: the system that receives it.
     pub recipient_system: String,
     pub trace_id: String,
+    /// The identity links the answer rested on. Left out of the encoding when empty, so
+    /// entries written before identity resolution hash as they did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_links: Vec<LinkUsed>,
+    /// For a question asked by demographics: every person the search considered, whether
+    /// or not it was answered (as a trace records every person it matched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_candidates: Vec<String>,
 }
 
 impl Entry {
@@ -119,6 +147,8 @@ impl Entry {
             reason: String::new(),
             recipient_system: String::new(),
             trace_id: String::new(),
+            identity_links: Vec::new(),
+            search_candidates: Vec::new(),
         }
     }
 
@@ -140,6 +170,12 @@ impl Entry {
         let mut persons: Vec<&str> = std::iter::once(self.subject_person_id.as_str())
             .chain(self.linked_person_ids.iter().map(String::as_str))
             .chain(self.released.iter().map(|d| d.person_id.as_str()))
+            .chain(
+                self.identity_links
+                    .iter()
+                    .flat_map(|l| [l.person_id.as_str(), l.other_person_id.as_str()]),
+            )
+            .chain(self.search_candidates.iter().map(String::as_str))
             .filter(|p| !p.is_empty())
             .collect();
         persons.sort_unstable();

@@ -60,10 +60,11 @@ fn is_audit_work(entry: &Entry) -> bool {
         || entry.rule_ids.iter().any(|rule| rule.starts_with("audit."))
 }
 
-fn about(person_id: &str, facts: &[Disclosed]) -> Vec<Disclosed> {
+/// The facts about any of `persons` (the persons resolved to the one reported on).
+fn about(persons: &[String], facts: &[Disclosed]) -> Vec<Disclosed> {
     facts
         .iter()
-        .filter(|fact| fact.person_id == person_id)
+        .filter(|fact| persons.contains(&fact.person_id))
         .cloned()
         .collect()
 }
@@ -89,9 +90,16 @@ impl Ledger {
             .latest_checkpoint()
             .await?
             .map_or(0, |checkpoint| checkpoint.tree_size);
+        // Every agency's record of the person: disclosures follow the resolved person.
+        let persons = self.store().identity_members(person_id).await?;
         let mut about_person: Vec<StoredEntry> = Vec::new();
         let mut filter = EntryFilter {
             person_id: Some(person_id.to_owned()),
+            also_person_ids: persons
+                .iter()
+                .filter(|p| *p != person_id)
+                .cloned()
+                .collect(),
             through_seq: Some(through),
             limit: PAGE,
             ..Default::default()
@@ -157,8 +165,8 @@ impl Ledger {
                     let e = stored.entry;
                     ReportedDisclosure {
                         seq: stored.seq,
-                        released: about(person_id, &e.released),
-                        withheld: about(person_id, &e.withheld),
+                        released: about(&persons, &e.released),
+                        withheld: about(&persons, &e.withheld),
                         entry_id: e.entry_id,
                         recorded_at: e.recorded_at,
                         kind: e.kind,

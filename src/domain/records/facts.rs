@@ -227,7 +227,7 @@ impl PersonRef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PersonDetails {
     pub identifiers: Vec<Identifier>,
     /// The person this resolved to; set by the store.

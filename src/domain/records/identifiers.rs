@@ -39,6 +39,29 @@ impl Identifier {
         }
     }
 
+    /// The identifier a [`Identifier::key`] was made from; `None` for anything else.
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (scheme, rest) = key.split_once(':')?;
+        match scheme {
+            "nhs" => Some(Identifier::NhsNumber {
+                value: rest.to_owned(),
+            }),
+            "pnc" => Some(Identifier::PncId {
+                value: rest.to_owned(),
+            }),
+            "local" => {
+                let mut parts = rest.splitn(3, ':');
+                let (agency, namespace, value) = (parts.next()?, parts.next()?, parts.next()?);
+                Some(Identifier::Local {
+                    agency: agency.to_owned(),
+                    namespace: namespace.to_owned(),
+                    value: value.to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The scheme's name, for messages that must not show the value.
     pub fn scheme_name(&self) -> &'static str {
         match self {
@@ -185,6 +208,10 @@ mod tests {
         let police = Identifier::local(Agency::Police, "mosaic", "C-1", "f").expect("ok");
         assert_ne!(csc.key(), police.key());
         assert_eq!(csc.key(), "local:childrens_services:mosaic:C-1");
+        assert_eq!(Identifier::from_key(&csc.key()), Some(csc.clone()));
+        let nhs = Identifier::nhs_number("9434765919", "f").expect("valid");
+        assert_eq!(Identifier::from_key(&nhs.key()), Some(nhs));
+        assert_eq!(Identifier::from_key("passport:123"), None);
         let err = Identifier::local(Agency::Police, "", "x", "p.identifiers[1]").expect_err("bad");
         assert_eq!(err.field, "p.identifiers[1].namespace");
     }

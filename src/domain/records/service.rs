@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::domain::identity::MatchRules;
+use crate::domain::identity::steward::log_pending;
+use crate::domain::ledger::Ledger;
 use crate::domain::policy::PolicyHolder;
 
 use crate::domain::Agency;
@@ -25,12 +28,25 @@ const CLIENT_REQUEST_ID_MAX: usize = 128;
 pub struct Records {
     store: Store,
     policy: Arc<PolicyHolder>,
+    rules: Arc<MatchRules>,
+    ledger: Ledger,
 }
 
 impl Records {
-    /// Notices raised by stored facts are shaped by `policy`.
-    pub fn new(store: Store, policy: Arc<PolicyHolder>) -> Self {
-        Records { store, policy }
+    /// Notices raised by stored facts are shaped by `policy`; persons are matched across
+    /// agencies by `rules`, and each identity decision is written to `ledger`.
+    pub fn new(
+        store: Store,
+        policy: Arc<PolicyHolder>,
+        rules: Arc<MatchRules>,
+        ledger: Ledger,
+    ) -> Self {
+        Records {
+            store,
+            policy,
+            rules,
+            ledger,
+        }
     }
 
     /// Applies the changes of one request atomically. Every fact is validated first, and
@@ -81,9 +97,16 @@ impl Records {
         }
         let digest = request_digest(&changes)?;
         let policy = self.policy.current();
-        self.store
-            .apply_changes(actor, id, &digest, &changes, &policy)
-            .await
+        let receipts = self
+            .store
+            .apply_changes(actor, id, &digest, &changes, &policy, &self.rules)
+            .await?;
+        // The identity decisions the changes made are committed; their log entries follow.
+        // One that cannot be written now stays pending and is written at the next chance.
+        if let Err(error) = log_pending(&self.store, &self.ledger, None).await {
+            tracing::warn!(%error, "identity decisions not yet in the disclosure log");
+        }
+        Ok(receipts)
     }
 
     /// Every version of a fact, for the agency that owns it.
@@ -125,6 +148,7 @@ impl Records {
                 field: "child".into(),
                 reason: format!("no {child} is known"),
             })?;
+        let person_id = self.store.resolved_person(&person_id).await?;
         let versions = self.store.legal_statuses(&person_id).await?;
         Ok(status::derive(&person_id, &versions, Day::today()))
     }
