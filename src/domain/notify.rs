@@ -46,6 +46,10 @@ pub struct Notice {
     pub lawful_basis: String,
     pub policy_version: String,
     pub created_at: String,
+    /// The identity links that joined agencies' records into the persons the notice was
+    /// planned over; its delivery's log entry records them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_links: Vec<crate::domain::ledger::LinkUsed>,
 }
 
 /// The fact that was just stored, as the planner sees it.
@@ -478,6 +482,7 @@ fn shape(
         lawful_basis: grant.lawful_basis.to_owned(),
         policy_version: policy.version().to_owned(),
         created_at: now(),
+        identity_links: Vec::new(),
     })
 }
 
@@ -505,6 +510,7 @@ pub fn break_glass(
             lawful_basis: "UK GDPR Art 6(1)(c); DPA 2018 s62 (logging)".into(),
             policy_version: policy.version().to_owned(),
             created_at: now(),
+            identity_links: Vec::new(),
         })
         .collect()
 }
@@ -567,6 +573,7 @@ impl Deliveries {
         entry.subject_person_id = notice.subject_person_id.clone();
         entry.lawful_basis = notice.lawful_basis.clone();
         entry.policy_version = notice.policy_version.clone();
+        entry.identity_links = notice.identity_links.clone();
         entry.reason = format!("notice {} ({})", notice.notice_id, notice.rule);
         entry.rule_ids = std::iter::once(format!("notify.{}", notice.rule))
             .chain(notice.facts.iter().map(|f| f.rule_id.clone()))

@@ -6,6 +6,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::domain::Agency;
 use crate::domain::identity::MatchRules;
+use crate::domain::ledger::LinkUsed;
 use crate::domain::notify::{self, Surroundings, Trigger};
 use crate::domain::policy::Policy;
 use crate::domain::records::facts::PersonDetails;
@@ -976,7 +977,23 @@ async fn raise_notices(
         },
         change,
     };
-    let notices = notify::plan(&trigger, &world, policy);
+    let mut notices = notify::plan(&trigger, &world, policy);
+    if !notices.is_empty() {
+        // The persons planned over may join several agencies' records: each delivery's
+        // log entry names the links, so a later split shows what crossed it.
+        let mut links = Vec::new();
+        for person in world.keys() {
+            for link in identity::active_links_within(conn, person).await? {
+                if !links.iter().any(|l: &LinkUsed| l.link_id == link.link_id) {
+                    links.push(link.used());
+                }
+            }
+        }
+        links.sort_by(|a, b| a.link_id.cmp(&b.link_id));
+        for notice in &mut notices {
+            notice.identity_links = links.clone();
+        }
+    }
     insert_notices(conn, backend, &receipt.record_id, &notices).await?;
     Ok(!notices.is_empty())
 }

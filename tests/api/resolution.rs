@@ -5,11 +5,12 @@
 
 use safegate::api::proto::{
     self, ConfirmMatchRequest, Fact, GetEntryRequest, HealthInvolvement, HealthRole, Identifier,
-    IdentifierScheme, Involvement, ListEntriesRequest, ListIdentityLinksRequest,
-    ListReviewTasksRequest, PersonDetails, PersonRef, PublishRequest, Purpose, QueryRequest,
-    QueryResponse, RejectMatchRequest, Role, Sex, SplitLinkRequest, SubjectSearch,
-    UpdateFactRequest, fact::Category,
+    IdentifierScheme, Involvement, LegalStatus, Link, LinkType, ListEntriesRequest,
+    ListIdentityLinksRequest, ListNoticesRequest, ListReviewTasksRequest, PersonDetails, PersonRef,
+    PublishRequest, Purpose, QueryRequest, QueryResponse, RejectMatchRequest, Role, Sex,
+    SplitLinkRequest, SubjectAccessReportRequest, SubjectSearch, UpdateFactRequest, fact::Category,
     identity_resolution_service_client::IdentityResolutionServiceClient,
+    notification_service_client::NotificationServiceClient,
     query_service_client::QueryServiceClient,
 };
 use sha2::{Digest, Sha256};
@@ -320,6 +321,28 @@ async fn a_sure_match_on_demographics_is_linked_and_queries_follow_it() {
     assert_eq!(entry.identity_links.len(), 1);
     assert_eq!(entry.identity_links[0].link_id, link.link_id);
     assert_eq!(entry.identity_links[0].method, "automatic");
+
+    // The subject-access report follows the resolved person: asked about either
+    // agency's record, it lists the answer.
+    for person_id in [&health, &csc] {
+        let report = gateway
+            .audit()
+            .await
+            .subject_access_report(SubjectAccessReportRequest {
+                context: Some(auditor()),
+                person_id: person_id.clone(),
+            })
+            .await
+            .expect("report")
+            .into_inner();
+        assert!(
+            report
+                .disclosures
+                .iter()
+                .any(|d| d.entry_id == answer.disclosure_entry_id),
+            "the report on {person_id} lists the answer"
+        );
+    }
 
     // The decision itself is in the log, with the rules' version.
     let decisions = identity_entries(&gateway).await;
@@ -841,4 +864,97 @@ async fn only_a_steward_reviews_identities_and_a_steward_sees_no_case_facts() {
         .expect_err("no reason given");
     assert_eq!(short_note.code(), Code::InvalidArgument);
     assert!(short_note.message().contains("note"));
+}
+
+#[tokio::test]
+async fn a_split_shows_the_notices_that_crossed_the_link() {
+    let gateway = spawn_gateway().await;
+    // Health know Chloe and visit her; Children's Services know her by their own id.
+    publish_person(&gateway, "health-visiting", &chloe_health()).await;
+    health_visitor_for(&gateway, &nhs(CHLOE_NHS)).await;
+    publish_person(&gateway, "childrens-services", &chloe_csc()).await;
+    let chloe = local("mosaic", "CSC-C-0001");
+    let amy = Known {
+        identifiers: vec![nhs("9990000018"), local("mosaic", "CSC-A-0002")],
+        given: "Amy",
+        born: "2024-09-14",
+        ..chloe_csc()
+    };
+    publish_person(&gateway, "childrens-services", &amy).await;
+    let link = Fact {
+        category: Some(Category::Link(Link {
+            from: by(&chloe),
+            to: by(&amy.identifiers[0]),
+            r#type: LinkType::ParentOf.into(),
+        })),
+    };
+    publish(
+        &gateway,
+        "childrens-services",
+        "chloe-parent-of-amy",
+        Some(link),
+    )
+    .await;
+    // A care order placed at home with Chloe: her health visitor, known only through the
+    // link on demographics, is told.
+    let order = Fact {
+        category: Some(Category::LegalStatus(LegalStatus {
+            child: by(&amy.identifiers[0]),
+            r#type: proto::LegalStatusType::LookedAfter.into(),
+            looked_after_basis: proto::LookedAfterBasis::CareOrder.into(),
+            placement: proto::PlacementType::PlacedWithParent.into(),
+            placed_with: by(&chloe),
+            start_date: "2025-03-08".into(),
+            ..Default::default()
+        })),
+    };
+    publish(
+        &gateway,
+        "childrens-services",
+        "amy-care-order",
+        Some(order),
+    )
+    .await;
+    let delivered = NotificationServiceClient::new(gateway.channel("health-visiting").await)
+        .list_notices(ListNoticesRequest {
+            context: Some(acting("health-visiting")),
+            after_cursor: 0,
+            limit: 100,
+        })
+        .await
+        .expect("notices")
+        .into_inner()
+        .notices;
+    assert!(!delivered.is_empty(), "the health visitor is told");
+
+    let mut client = resolution(&gateway).await;
+    let links = client
+        .list_identity_links(ListIdentityLinksRequest {
+            context: Some(steward()),
+            person: by(&chloe),
+        })
+        .await
+        .expect("links")
+        .into_inner()
+        .links;
+    let split = client
+        .split_link(SplitLinkRequest {
+            context: Some(steward()),
+            link_id: links[0].link_id.clone(),
+            note: "two women: the NHS trace found another Chloe".into(),
+        })
+        .await
+        .expect("split")
+        .into_inner();
+    let notices: Vec<&proto::CrossedDisclosure> = split
+        .crossed
+        .iter()
+        .filter(|c| c.kind == "notification")
+        .collect();
+    assert_eq!(notices.len(), delivered.len(), "{:?}", split.crossed);
+    assert!(
+        notices
+            .iter()
+            .all(|c| c.recipient_system == "health-visiting")
+    );
 }
