@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::api::proto::{
-    self, ListEntriesRequest, ListNoticesRequest, PersonRef, PractitionerContext, Purpose,
-    QueryRequest, QueryResponse, Role, VerifyLogRequest, audit_service_client::AuditServiceClient,
+    self, ListEntriesRequest, ListIdentityLinksRequest, ListNoticesRequest, PersonRef,
+    PractitionerContext, Purpose, QueryRequest, QueryResponse, Role, SubjectSearch,
+    VerifyLogRequest, audit_service_client::AuditServiceClient,
+    identity_resolution_service_client::IdentityResolutionServiceClient,
     notification_service_client::NotificationServiceClient,
     query_service_client::QueryServiceClient,
 };
-use crate::case::{self, AMY_NHS, DEAN_PNC, LoadedCase};
+use crate::case::{self, AMY_NHS, BEN_NHS, CHLOE_NHS, DEAN_PNC, LoadedCase};
 
 fn context(id: &str, role: Role, purpose: Purpose) -> PractitionerContext {
     PractitionerContext {
@@ -66,6 +68,18 @@ pub(crate) fn describe(answer: &QueryResponse, names: &HashMap<String, String>) 
         }));
     for (relation, view) in views {
         let _ = writeln!(out, "    {} ({relation}):", name(&view.person_id));
+        for link in &view.identity_links {
+            let how = if link.method == proto::LinkMethod::Steward as i32 {
+                "confirmed by an identity steward"
+            } else {
+                "linked automatically"
+            };
+            let _ = writeln!(
+                out,
+                "      rests on a link on demographics ({how}, probability {:.3})",
+                link.probability
+            );
+        }
         if let Some(status) = &view.safeguarding_status {
             let _ = writeln!(out, "      status: {}", status.summary);
         }
@@ -101,10 +115,109 @@ pub(crate) fn describe(answer: &QueryResponse, names: &HashMap<String, String>) 
     out
 }
 
+/// The agency systems whose records of one person are joined, as `a, b and c`.
+fn systems_of(case: &LoadedCase, resolved: &str, links: &[proto::IdentityLink]) -> String {
+    let mut members: Vec<&str> = vec![resolved];
+    for link in links {
+        members.extend([link.person_id.as_str(), link.other_person_id.as_str()]);
+    }
+    let mut systems: Vec<&str> = case
+        .agency_persons
+        .iter()
+        .filter(|(_, person)| members.contains(&person.as_str()))
+        .map(|(system, _)| *system)
+        .collect();
+    systems.dedup();
+    match systems.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => (*last).to_owned(),
+        None => String::new(),
+    }
+}
+
+/// How the gateway recognised each person across the agencies' records.
+async fn joins(
+    addr: SocketAddr,
+    pki_dir: &Path,
+    case: &LoadedCase,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let system_of = |person: &str| {
+        case.agency_persons
+            .iter()
+            .find(|(_, p)| p == person)
+            .map_or("another agency", |(system, _)| *system)
+    };
+    let mut mash =
+        IdentityResolutionServiceClient::new(case::channel(addr, pki_dir, "mash").await?);
+    let _ = writeln!(
+        out,
+        "\n0. Each agency published the family as its own system holds them; the gateway \
+         recognised each person across them (matching rules policies/matching.toml):"
+    );
+    for (name, scheme, value) in [
+        ("Chloe", proto::IdentifierScheme::NhsNumber, CHLOE_NHS),
+        ("Amy", proto::IdentifierScheme::NhsNumber, AMY_NHS),
+        ("Ben", proto::IdentifierScheme::NhsNumber, BEN_NHS),
+        ("Dean", proto::IdentifierScheme::PncId, DEAN_PNC),
+    ] {
+        let links = mash
+            .list_identity_links(ListIdentityLinksRequest {
+                context: Some(context(
+                    "MASH-0001",
+                    Role::IdentitySteward,
+                    Purpose::Unspecified,
+                )),
+                person: by_identifier(scheme, value),
+            })
+            .await?
+            .into_inner()
+            .links;
+        let resolved = &case.persons[name];
+        let _ = writeln!(
+            out,
+            "    {name}: one person in the records of {}",
+            systems_of(case, resolved, &links)
+        );
+        if links.is_empty() {
+            let _ = writeln!(out, "      joined by shared identifiers (NHS number) alone");
+        }
+        for link in links.iter().filter(|l| l.active) {
+            let how = if link.method == proto::LinkMethod::Steward as i32 {
+                "confirmed by the MASH identity steward"
+            } else {
+                "linked automatically on demographics"
+            };
+            let _ = writeln!(
+                out,
+                "      {}'s record: {how} (match probability {:.3}, rules {})",
+                system_of(&link.person_id),
+                link.probability,
+                link.rules_version.chars().take(12).collect::<String>()
+            );
+        }
+    }
+    for task in &case.confirmed {
+        let _ = writeln!(
+            out,
+            "    The MASH's review task (probability {:.3}) said why it was not automatic:",
+            task.probability
+        );
+        for reason in &task.reasons {
+            let _ = writeln!(out, "      - {reason}");
+        }
+        for line in &task.explanation {
+            let _ = writeln!(out, "        {line}");
+        }
+    }
+    Ok(())
+}
+
 /// Plays the narrative and returns the text to print.
 pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow::Result<String> {
     let names = names(case);
     let mut out = String::from("\nWalk-through of the case (DOMAIN.md), through the real API:\n");
+    joins(addr, pki_dir, case, &mut out).await?;
 
     let mut iom = QueryServiceClient::new(case::channel(addr, pki_dir, "police-iom").await?);
     let answer = iom
@@ -114,14 +227,20 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
                 Role::IomOfficer,
                 Purpose::OffenderManagement,
             )),
-            subject: by_identifier(proto::IdentifierScheme::PncId, DEAN_PNC),
-            search: None,
+            subject: None,
+            search: Some(SubjectSearch {
+                given_name: "Dean".into(),
+                family_name: "Mills".into(),
+                date_of_birth: "1990-04-12".into(),
+                postcode: String::new(),
+            }),
         })
         .await?
         .into_inner();
     let _ = writeln!(
         out,
-        "\n1. The IOM officer asks about Dean (offender management):"
+        "\n1. The IOM officer asks about Dean by name and date of birth (offender \
+         management): the gateway answers because exactly one person matches:"
     );
     out.push_str(&describe(&answer, &names));
 

@@ -14,8 +14,33 @@ async fn the_demo_case_loads_through_the_api_once_however_often_it_runs() {
         .await
         .expect("case loads");
     let records = gateway.count("record").await;
-    assert_eq!(records, 38);
-    assert_eq!(gateway.count("person").await, 4);
+    assert_eq!(records, 45);
+    // Eight agencies' records of four people: joined by shared identifiers, three links
+    // made automatically, and Children's Services' Dean confirmed by the MASH.
+    assert_eq!(gateway.count("person").await, 8);
+    let pool = gateway.database_pool().await;
+    let resolved: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT resolved_id) FROM person_resolution")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM identity_decision ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .expect("decisions");
+    pool.close().await;
+    assert_eq!(resolved, 4);
+    assert_eq!(
+        kinds,
+        [
+            "auto_link",
+            "auto_link",
+            "auto_link",
+            "review_raised",
+            "confirmed"
+        ]
+    );
+    assert_eq!(first.confirmed.len(), 1, "the MASH confirmed Dean");
 
     let again = safegate::case::load(gateway.addr, &gateway.pki.dir)
         .await
@@ -26,6 +51,12 @@ async fn the_demo_case_loads_through_the_api_once_however_often_it_runs() {
         "a second load duplicated facts"
     );
     assert_eq!(again.persons, first.persons);
+    assert!(again.confirmed.is_empty(), "nothing left to confirm");
+    assert_eq!(
+        gateway.count("identity_decision").await,
+        5,
+        "no decision twice"
+    );
     assert_eq!(again.records, first.records);
 
     let amy = &first.amy_status;
