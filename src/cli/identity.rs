@@ -1,6 +1,9 @@
 //! `safegate identity`: the identity steward's work over gRPC as a demo system (by
 //! default the MASH): review tasks, confirming, rejecting and splitting links.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::api::proto::{
@@ -10,6 +13,8 @@ use crate::api::proto::{
 };
 use crate::cli::query::{By, subject_ref};
 use crate::config::{Layers, Settings};
+use crate::domain::identity::MatchRules;
+use crate::store::Store;
 
 /// Where to reach the gateway and as whom.
 #[derive(Debug, Args)]
@@ -26,6 +31,9 @@ pub struct StewardFlags {
     /// PKI directory with ca.pem and the system's certificate (default DATA_DIR/pki).
     #[arg(long, global = true)]
     pki_dir: Option<String>,
+    /// For `estimate`: the database to read (default: the configured one).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
 }
 
 /// Review and correct identity links between agencies' records of one person.
@@ -70,6 +78,17 @@ enum IdentityCommand {
         #[arg(long)]
         note: String,
     },
+    /// Re-estimate the matching rules' m and u from the demographics on record (EM, read
+    /// from the database directly) and write new rules for review; the rules in force
+    /// are not changed.
+    Estimate {
+        /// Where to write the re-estimated rules (TOML).
+        #[arg(long)]
+        out: PathBuf,
+        /// EM iterations.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+    },
 }
 
 impl IdentityArgs {
@@ -77,6 +96,7 @@ impl IdentityArgs {
         layers
             .flag("listen_addr", self.flags.addr.clone())
             .flag("pki_dir", self.flags.pki_dir.clone())
+            .flag("database_url", self.flags.database_url.clone())
     }
 }
 
@@ -112,8 +132,35 @@ pub fn describe_card(card: &IdentityCard) -> String {
     text
 }
 
+/// Re-estimates the rules in force from every person-details record on record.
+async fn estimate(settings: &Settings, out: &Path, iterations: usize) -> anyhow::Result<()> {
+    let path = settings.policy_dir.join(crate::startup::MATCHING_RULES);
+    let rules = MatchRules::load(&path)
+        .with_context(|| format!("loading the matching rules {}", path.display()))?;
+    let store = Store::connect(&settings.database_url, 2)
+        .await
+        .context("opening the database (`database_url`)")?;
+    let records = store.all_demographics().await?;
+    let estimated = rules
+        .estimate(&records, iterations)
+        .context("estimating the matching rules")?;
+    std::fs::write(out, estimated.to_toml())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "Re-estimated the rules {} from {} records in {iterations} EM iterations; wrote {} \
+         for review (the rules in force are unchanged).",
+        rules.version().chars().take(12).collect::<String>(),
+        records.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// Runs one steward command and prints the outcome.
 pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> {
+    if let IdentityCommand::Estimate { out, iterations } = &args.command {
+        return estimate(settings, out, *iterations).await;
+    }
     let channel =
         crate::case::channel(settings.listen_addr, &settings.pki_dir, &args.flags.system).await?;
     let mut client = IdentityResolutionServiceClient::new(channel);
@@ -226,6 +273,7 @@ pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> 
                 );
             }
         }
+        IdentityCommand::Estimate { .. } => {}
         IdentityCommand::Split { link_id, note } => {
             let response = client
                 .split_link(SplitLinkRequest {

@@ -193,10 +193,10 @@ pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
             if let Some(proto::fact::Category::Person(details)) =
                 fact.fact.as_ref().and_then(|f| f.category.as_ref())
             {
-                names.insert(
-                    view.person_id.clone(),
-                    format!("{} {}", details.given_name, details.family_name),
-                );
+                // The first agency's details name the person (the earliest record).
+                names
+                    .entry(view.person_id.clone())
+                    .or_insert_with(|| format!("{} {}", details.given_name, details.family_name));
             }
         }
     }

@@ -627,6 +627,19 @@ impl Store {
         Ok((found, shares))
     }
 
+    /// Every person-details record's demographics, for re-estimating the rules offline
+    /// (a full read: never on a request path).
+    pub async fn all_demographics(&self) -> Result<Vec<Demographics>, Error> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT demographics FROM person_demographics ORDER BY record_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(database_error)?;
+        rows.iter()
+            .map(|json| serde_json::from_str(json).map_err(Error::internal))
+            .collect()
+    }
+
     /// Review tasks, oldest first; only open ones unless `include_closed`.
     pub async fn review_tasks(&self, include_closed: bool) -> Result<Vec<ReviewTask>, Error> {
         let mut conn = self.pool.acquire().await.map_err(database_error)?;
@@ -667,10 +680,27 @@ impl Store {
             .map_err(database_error)
     }
 
-    /// What each agency published about the persons resolved with `person_id`.
-    pub async fn identity_card(&self, person_id: &str) -> Result<IdentityCard, Error> {
+    /// What each agency published about the persons resolved with `person_id`, but
+    /// `except` (the other side of a review task, once the two are one person).
+    pub async fn identity_card(
+        &self,
+        person_id: &str,
+        except: Option<&str>,
+    ) -> Result<IdentityCard, Error> {
         let mut conn = self.pool.acquire().await.map_err(database_error)?;
-        identity_card(&mut conn, person_id)
+        let mut persons = members(&mut conn, person_id)
+            .await
+            .map_err(database_error)?;
+        persons.retain(|p| Some(p.as_str()) != except);
+        identity_card(&mut conn, person_id, &persons)
+            .await
+            .map_err(database_error)
+    }
+
+    /// What the one agency record `person_id` says (the record that raised a task).
+    pub async fn record_card(&self, person_id: &str) -> Result<IdentityCard, Error> {
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
+        identity_card(&mut conn, person_id, &[person_id.to_owned()])
             .await
             .map_err(database_error)
     }
@@ -991,11 +1021,19 @@ pub(crate) async fn active_links_within(
     Ok(links)
 }
 
+/// The person-details records of `members`, on the card of `person_id`'s resolved person.
 async fn identity_card(
     conn: &mut AnyConnection,
     person_id: &str,
+    members: &[String],
 ) -> Result<IdentityCard, sqlx::Error> {
-    let members = members(conn, person_id).await?;
+    let resolved = resolved_id(conn, person_id).await?;
+    if members.is_empty() {
+        return Ok(IdentityCard {
+            person_id: resolved,
+            records: Vec::new(),
+        });
+    }
     let list = placeholders(1, members.len());
     let sql = format!(
         "SELECT r.owner_agency, r.owner_system, v.payload, d.person_id \
@@ -1005,7 +1043,7 @@ async fn identity_card(
          WHERE d.person_id IN ({list}) ORDER BY r.created_at, r.record_id"
     );
     let mut query = sqlx::query(&sql);
-    for member in &members {
+    for member in members {
         query = query.bind(member);
     }
     let mut records = Vec::new();
@@ -1023,7 +1061,6 @@ async fn identity_card(
             details,
         });
     }
-    let resolved = resolved_id(conn, person_id).await?;
     Ok(IdentityCard {
         person_id: resolved,
         records,

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use crate::helpers::{TestGateway, acting, auditor, spawn_gateway};
+use crate::ig_support::{safegate as safegate_cli, stderr, stdout};
 use crate::query::asking;
 
 const CHLOE_NHS: &str = "9990000034";
@@ -957,4 +958,70 @@ async fn a_split_shows_the_notices_that_crossed_the_link() {
             .iter()
             .all(|c| c.recipient_system == "health-visiting")
     );
+}
+
+// The CLI blocks its thread while it calls the in-process gateway: that needs a second
+// runtime thread to serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_steward_works_from_the_command_line() {
+    let gateway = spawn_gateway().await;
+    publish_person(&gateway, "police-iom", &dean_police()).await;
+    publish_person(&gateway, "childrens-services", &dean_csc()).await;
+    let pki = gateway.pki.dir.display().to_string();
+    let addr = gateway.addr.to_string();
+    let steward = |args: &[&str]| {
+        let mut all = vec!["identity"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--pki-dir", &pki, "--addr", &addr]);
+        safegate_cli(&all)
+    };
+    let tasks = steward(&["tasks"]);
+    assert!(tasks.status.success(), "{}", stderr(&tasks));
+    let text = stdout(&tasks);
+    assert!(
+        text.contains("(open)") && text.contains("not linked automatically"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Milles") && text.contains("Mills"),
+        "both sides shown: {text}"
+    );
+    let task_id = text
+        .split_whitespace()
+        .skip_while(|word| *word != "task")
+        .nth(1)
+        .expect("a task id")
+        .to_owned();
+    let confirmed = steward(&["confirm", &task_id, "--note", "same man, MASH checked"]);
+    assert!(confirmed.status.success(), "{}", stderr(&confirmed));
+    assert!(stdout(&confirmed).starts_with("Confirmed"));
+    let links = steward(&["links", "--by", "pnc", "18/0012345D"]);
+    assert!(
+        stdout(&links).contains("(steward, probability"),
+        "{}",
+        stdout(&links)
+    );
+    let refused = steward(&["confirm", &task_id, "--note", "second time round"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("identity.task_closed"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Re-estimating the rules reads the database and writes rules for review.
+    let out = crate::helpers::temp_dir("estimate").join("matching.toml");
+    let url = gateway.database.url();
+    let estimated = safegate_cli(&[
+        "identity",
+        "estimate",
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--database-url",
+        &url,
+    ]);
+    assert!(estimated.status.success(), "{}", stderr(&estimated));
+    let text = std::fs::read_to_string(&out).expect("written");
+    let rules = safegate::domain::identity::MatchRules::parse(&text).expect("parses");
+    assert_ne!(rules.version(), rules_version(), "new weights, new version");
 }

@@ -227,8 +227,13 @@ impl Steward {
     }
 
     async fn view(&self, task: ReviewTask) -> Result<TaskView, Error> {
-        let person = self.store.identity_card(&task.person_id).await?;
-        let candidate = self.store.identity_card(&task.candidate_id).await?;
+        // The record that raised the task, and the rest of the candidate's person (once
+        // confirmed, the two are one person: each side still shows its own records).
+        let person = self.store.record_card(&task.person_id).await?;
+        let candidate = self
+            .store
+            .identity_card(&task.candidate_id, Some(&task.person_id))
+            .await?;
         let explanation = task.score.as_ref().map(|s| s.explain()).unwrap_or_default();
         Ok(TaskView {
             task,
@@ -298,7 +303,7 @@ impl Steward {
                 reason: format!("no {person} is known"),
             })?;
         let links = self.store.identity_links(&person_id).await?;
-        let card = self.store.identity_card(&person_id).await?;
+        let card = self.store.identity_card(&person_id, None).await?;
         let mut entry = view_entry(call.entry, &actor);
         entry.subject_person_id = card.person_id.clone();
         entry.released = card_disclosed(&card);
