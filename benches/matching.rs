@@ -178,6 +178,10 @@ const AGENCIES: [(&str, &str); 5] = [
     ("probation", "ndelius"),
 ];
 
+/// How many times more look-alikes (same given name, family name and date of birth,
+/// another household) than chance alone would give.
+const LOOKALIKE_STRESS: f64 = 20.0;
+
 /// Corruptions a copy carries, as bits, for the breakdown of misses.
 const TAGS: [&str; 14] = [
     "given-name typo",
@@ -267,6 +271,14 @@ impl NameTable {
             })
             .collect();
         NameTable { names, cumulative }
+    }
+
+    /// The share of persons (of this table's sex) given the name.
+    fn share(&self, index: u32) -> f64 {
+        let i = index as usize;
+        let total = *self.cumulative.last().unwrap_or(&1.0);
+        let below = if i == 0 { 0.0 } else { self.cumulative[i - 1] };
+        (self.cumulative[i] - below) / total
     }
 
     fn pick(&self, rng: &mut Rng) -> u32 {
@@ -432,10 +444,22 @@ impl Population {
                     persons.push(twin);
                 }
             }
-            // Look-alikes: someone with the same (common) name and date of birth
-            // elsewhere.
-            if rng.chance(0.01) && persons.len() < size {
-                let of = persons.len() - 1;
+            // Look-alikes: someone with the same name and date of birth elsewhere, at
+            // LOOKALIKE_STRESS times the rate chance gives a population of this size
+            // (size × share of the given name × share of the family name / 31,000 dates).
+            let of = persons.len() - 1;
+            let table = if persons[of].sex == Sex::Male {
+                &given_male
+            } else {
+                &given_female
+            };
+            let chance = LOOKALIKE_STRESS
+                * size as f64
+                * table.share(persons[of].given)
+                * 0.5
+                * family.share(persons[of].family)
+                / 31_000.0;
+            if rng.chance(chance) && persons.len() < size {
                 let other = households.len() as u32;
                 households.push(Household {
                     postcode: rng.below(postcodes.len()) as u32,
@@ -777,11 +801,15 @@ struct Tally {
     news: u64,
     blocking_misses: u64,
     missed_by_tag: [u64; TAGS.len()],
+    blocking_missed_by_tag: [u64; TAGS.len()],
     missed_untagged: u64,
     missed_as_review: u64,
     missed_as_new: u64,
     missed_as_wrong_link: u64,
     wrong_links_by_relation: [u64; 4],
+    review_reasons: HashMap<String, u64>,
+    lookalikes: u64,
+    twins: u64,
     nanos: Vec<u32>,
     /// Per published copy: (final cluster, cluster if reviews were accepted, truth).
     placed: Vec<(u32, u32, u32)>,
@@ -889,6 +917,16 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
     let mut truth_clusters: Vec<Vec<u32>> = vec![Vec::new(); population.persons.len()];
     // Clusters merged as a reviewer accepting the top proposal would.
     let mut accepted: Vec<u32> = Vec::new();
+    tally.twins = population
+        .persons
+        .iter()
+        .filter(|p| p.twin_of.is_some())
+        .count() as u64;
+    tally.lookalikes = population
+        .persons
+        .iter()
+        .filter(|p| p.lookalike_of.is_some())
+        .count() as u64;
     for (person, copy) in order {
         let (details, identifiers, tags) = population.copy(person, copy);
         let should_link = !truth_clusters[person as usize].is_empty();
@@ -929,7 +967,13 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
                         let cluster: u32 = person_id.parse().unwrap_or_default();
                         (Some(cluster), 'l', None, false, blocked)
                     }
-                    Resolution::Review { candidates, .. } => {
+                    Resolution::Review {
+                        candidates,
+                        reasons,
+                    } => {
+                        for reason in reasons {
+                            *tally.review_reasons.entry(reason).or_default() += 1;
+                        }
                         let hit = candidates.iter().any(|(id, _)| {
                             id.parse::<u32>()
                                 .is_ok_and(|c| store.clusters[c as usize].truth.contains(&person))
@@ -973,7 +1017,20 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
                         tally.correct_links += 1;
                     } else {
                         let other = store.clusters[cluster as usize].truth[0];
-                        tally.wrong_links_by_relation[relation(population, person, other)] += 1;
+                        let rel = relation(population, person, other);
+                        tally.wrong_links_by_relation[rel] += 1;
+                        if rel == 3
+                            && std::env::var("MATCHING_DEBUG").is_ok()
+                            && tally.wrong_links_by_relation[3] < 8
+                        {
+                            let c = &store.clusters[cluster as usize];
+                            eprintln!(
+                                "WRONG: truth {:?}\n  incoming {:?}\n  cluster {:?}",
+                                c.truth,
+                                c.records.last(),
+                                &c.records[..c.records.len() - 1]
+                            );
+                        }
                     }
                 }
                 'r' => {
@@ -992,6 +1049,11 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
                 }
                 if !blocked {
                     tally.blocking_misses += 1;
+                    for (t, slot) in tally.blocking_missed_by_tag.iter_mut().enumerate() {
+                        if tags & (1 << t) != 0 {
+                            *slot += 1;
+                        }
+                    }
                 }
                 if tags == 0 {
                     tally.missed_untagged += 1;
@@ -1154,11 +1216,33 @@ fn report(run: &Run, out: &mut String) {
         "    {:>7}  carried no corruption (the earlier record did)",
         t.missed_untagged
     );
+    let mut tags: Vec<(usize, u64)> = t
+        .blocking_missed_by_tag
+        .iter()
+        .copied()
+        .enumerate()
+        .collect();
+    tags.sort_by_key(|t| std::cmp::Reverse(t.1));
+    let listed: Vec<String> = tags
+        .into_iter()
+        .filter(|(_, c)| *c > 0)
+        .map(|(i, c)| format!("{c} {}", TAGS[i]))
+        .collect();
+    let _ = writeln!(
+        out,
+        "never met in a block, by what they carried: {}",
+        listed.join("; ")
+    );
+    let mut reasons: Vec<(&String, &u64)> = t.review_reasons.iter().collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(*r.1));
+    for (reason, count) in reasons {
+        let _ = writeln!(out, "    {count:>7}  reviews giving the reason: {reason}");
+    }
     let w = t.wrong_links_by_relation;
     let _ = writeln!(
         out,
-        "wrong auto-links by who was merged: twin {}, look-alike {}, same household {}, unrelated {}",
-        w[0], w[1], w[2], w[3]
+        "wrong auto-links by who was merged: twin {}, look-alike {}, same household {}, unrelated {} (the population has {} twins and {} look-alikes, {}x chance)",
+        w[0], w[1], w[2], w[3], t.twins, t.lookalikes, LOOKALIKE_STRESS
     );
 }
 
@@ -1372,8 +1456,8 @@ fn main() -> Result<()> {
                                 f[3]
                             );
                         }
-                    } else {
-                        println!("splink: {line}");
+                    } else if let Some(rest) = line.strip_prefix("RESULT ") {
+                        println!("splink: {rest}");
                     }
                 }
                 println!("(Splink took {seconds:.0} s including training)");

@@ -29,7 +29,7 @@ def main() -> None:
     con = duckdb.connect()
     con.execute(
         f"create table records as select * from read_csv('{csv}', all_varchar = true, header = true)"
-    )
+    ).fetchall()
     db_api = DuckDBAPI(connection=con)
     records = db_api.register("records")
 
@@ -51,7 +51,7 @@ def main() -> None:
         ],
         retain_intermediate_calculation_columns=False,
     )
-    linker = Linker(records, settings)
+    linker = Linker(records, settings, log_level=logging.WARNING)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("given_name", "family_name", "dob")], recall=0.7
     )
@@ -62,14 +62,14 @@ def main() -> None:
     )
     predictions = linker.inference.predict(threshold_match_probability=review)
     trained = time.time() - started
-    print(f"trained and predicted in {trained:.0f} s")
+    print(f"RESULT trained and predicted in {trained:.0f} s")
 
     for threshold in (auto, review):
         clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
             predictions, threshold_match_probability=threshold
         )
         table = clusters.physical_name
-        tp, pp, tt = con.execute(
+        tp, pp, tt = con.cursor().execute(
             f"""
             with c as (select c.cluster_id, r.cluster as truth
                        from {table} c join records r using (unique_id)),

@@ -39,6 +39,14 @@ fn token_overlap(a: &str, b: &str) -> f64 {
     if all == 0.0 { 0.0 } else { common / all }
 }
 
+/// The words of an address that carry a digit (house and flat numbers).
+fn numbers(address: &str) -> Vec<&str> {
+    address
+        .split(' ')
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+        .collect()
+}
+
 /// The level one comparison reaches, and the value agreed on where the level is an exact
 /// name agreement (for the term-frequency adjustment).
 struct Reached {
@@ -132,8 +140,14 @@ impl MatchRules {
                     }
                     match test {
                         Test::Exact => yes(x == y),
-                        Test::JaroWinkler(t) => yes(strsim::jaro_winkler(x, y) >= t),
-                        Test::TokenOverlap(t) => yes(token_overlap(x, y) >= t),
+                        // Near agreement is the same house written differently, never
+                        // a neighbour: the house numbers must agree.
+                        Test::JaroWinkler(t) => {
+                            yes(numbers(x) == numbers(y) && strsim::jaro_winkler(x, y) >= t)
+                        }
+                        Test::TokenOverlap(t) => {
+                            yes(numbers(x) == numbers(y) && token_overlap(x, y) >= t)
+                        }
                         Test::Else => Some(None),
                         _ => None,
                     }
@@ -156,7 +170,8 @@ impl MatchRules {
             Field::Address => !a.address.is_empty() && !b.address.is_empty(),
             Field::Sex => a.sex.is_some() && b.sex.is_some(),
         };
-        if !recorded {
+        let postcodes_agree = a.postcode.is_some() && a.postcode == b.postcode;
+        if !recorded || (comparison.only_when_postcodes_agree && !postcodes_agree) {
             return Reached {
                 index: 0,
                 agreed: None,
@@ -271,8 +286,18 @@ impl MatchRules {
         tf: &dyn TermFrequencies,
     ) -> Score {
         let mut best: Option<(f64, Vec<Step>, Vec<Veto>)> = None;
+        // A date of birth or sex that contradicts any of the candidate's records stands
+        // against the candidate, even when its best record lacks the field.
+        let mut contradicted: Vec<Veto> = Vec::new();
         for record in &candidate.records {
             let compared = self.compare_records(incoming, record, tf);
+            for veto in &compared.2 {
+                if matches!(veto, Veto::DateOfBirthTooFar | Veto::SexDiffers)
+                    && !contradicted.contains(veto)
+                {
+                    contradicted.push(veto.clone());
+                }
+            }
             // Among records of equal weight, the one with fewer vetoes stands.
             let better = best.as_ref().is_none_or(|(w, _, v)| {
                 compared.0 > *w || (compared.0 == *w && compared.2.len() < v.len())
@@ -282,6 +307,11 @@ impl MatchRules {
             }
         }
         let (weight, steps, mut vetoes) = best.unwrap_or_default();
+        for veto in contradicted {
+            if !vetoes.contains(&veto) {
+                vetoes.push(veto);
+            }
+        }
         for scheme in identifier_conflicts(identifiers, &candidate.identifiers) {
             vetoes.insert(0, Veto::IdentifierConflict { scheme });
         }
@@ -438,11 +468,24 @@ impl MatchRules {
                 }
             }
             KeyPart::GivenPhonetic => {
+                // Every given name, so reordered given names still meet.
+                for name in d.given_names.iter().take(3) {
+                    add(phonetic(name).0);
+                }
                 if let Some(first) = d.given_names.first() {
-                    add(phonetic(first).0);
                     for group in self.nickname_groups(first) {
                         add(format!("nickname{group}"));
                     }
+                }
+            }
+            KeyPart::BirthMonthDay => {
+                if let Some(day) = d.date_of_birth {
+                    add(format!("{:02}-{:02}", day.month(), day.day()));
+                }
+            }
+            KeyPart::PostcodeDistrict => {
+                if let Some(postcode) = &d.postcode {
+                    add(postcode.district().to_owned());
                 }
             }
             KeyPart::GivenInitial => {
