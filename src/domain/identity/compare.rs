@@ -67,6 +67,10 @@ impl MatchRules {
                 Field::GivenName => {
                     let (x, y) = (a.given_names.first()?, b.given_names.first()?);
                     match test {
+                        // First and middle names all agree, and there are middle names.
+                        Test::ExactWithMiddleNames => (a.given_names.len() > 1
+                            && a.given_names == b.given_names)
+                            .then(|| Some(x.clone())),
                         Test::Exact => (x == y).then(|| Some(x.clone())),
                         Test::ExactAnyName => a
                             .all_given_names()
@@ -286,17 +290,19 @@ impl MatchRules {
         tf: &dyn TermFrequencies,
     ) -> Score {
         let mut best: Option<(f64, Vec<Step>, Vec<Veto>)> = None;
-        // A date of birth or sex that contradicts any of the candidate's records stands
-        // against the candidate, even when its best record lacks the field.
-        let mut contradicted: Vec<Veto> = Vec::new();
+        // A date of birth or sex stands against the candidate when one of its records
+        // contradicts it and none agrees, even when its best record lacks the field.
+        let (mut dob_far, mut dob_near, mut sex_differs, mut sex_agrees) =
+            (false, false, false, false);
         for record in &candidate.records {
             let compared = self.compare_records(incoming, record, tf);
-            for veto in &compared.2 {
-                if matches!(veto, Veto::DateOfBirthTooFar | Veto::SexDiffers)
-                    && !contradicted.contains(veto)
-                {
-                    contradicted.push(veto.clone());
-                }
+            let far = compared.2.contains(&Veto::DateOfBirthTooFar);
+            let dob_recorded = incoming.date_of_birth.is_some() && record.date_of_birth.is_some();
+            dob_far |= far;
+            dob_near |= dob_recorded && !far;
+            if let (Some(x), Some(y)) = (incoming.sex, record.sex) {
+                sex_differs |= x != y;
+                sex_agrees |= x == y;
             }
             // Among records of equal weight, the one with fewer vetoes stands.
             let better = best.as_ref().is_none_or(|(w, _, v)| {
@@ -307,10 +313,12 @@ impl MatchRules {
             }
         }
         let (weight, steps, mut vetoes) = best.unwrap_or_default();
-        for veto in contradicted {
-            if !vetoes.contains(&veto) {
-                vetoes.push(veto);
-            }
+        vetoes.retain(|v| !matches!(v, Veto::DateOfBirthTooFar | Veto::SexDiffers));
+        if dob_far && !dob_near {
+            vetoes.push(Veto::DateOfBirthTooFar);
+        }
+        if self.file.veto_sex_differs && sex_differs && !sex_agrees {
+            vetoes.push(Veto::SexDiffers);
         }
         for scheme in identifier_conflicts(identifiers, &candidate.identifiers) {
             vetoes.insert(0, Veto::IdentifierConflict { scheme });

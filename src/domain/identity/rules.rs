@@ -118,6 +118,7 @@ impl Field {
         match self {
             Field::GivenName | Field::FamilyName => &[
                 "null",
+                "exact_with_middle_names",
                 "exact",
                 "exact_any_name",
                 "nickname",
@@ -145,6 +146,7 @@ impl Field {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Test {
     Null,
+    ExactWithMiddleNames,
     Exact,
     ExactAnyName,
     Nickname,
@@ -502,13 +504,20 @@ fn compile_levels(at: &str, field: Field, specs: &[LevelSpec]) -> Result<Vec<Lev
             (m, u)
         };
         let names = matches!(field, Field::GivenName | Field::FamilyName);
-        if spec.tf && !(names && matches!(spec.test.as_str(), "exact" | "exact_any_name")) {
+        if spec.tf
+            && !(names
+                && matches!(
+                    spec.test.as_str(),
+                    "exact" | "exact_any_name" | "exact_with_middle_names"
+                ))
+        {
             return Err(err(format!(
                 "{at}.tf: term-frequency adjustment applies only to exact name levels"
             )));
         }
         let test = match spec.test.as_str() {
             "null" => Test::Null,
+            "exact_with_middle_names" => Test::ExactWithMiddleNames,
             "exact" => Test::Exact,
             "exact_any_name" => Test::ExactAnyName,
             "nickname" => Test::Nickname,
