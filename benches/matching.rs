@@ -973,16 +973,6 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
                         candidates,
                         reasons,
                     } => {
-                        if should_link && std::env::var("MATCHING_DEBUG").is_ok() {
-                            if let Some((_, score)) = candidates.first() {
-                                let sig: Vec<String> = score
-                                    .steps
-                                    .iter()
-                                    .map(|s| format!("{}={}", &s.comparison[..3], s.level))
-                                    .collect();
-                                eprintln!("SIG {:.1} {}", score.match_weight, sig.join(" "));
-                            }
-                        }
                         if should_link {
                             for reason in reasons {
                                 *tally.review_reasons.entry(reason).or_default() += 1;
