@@ -1023,18 +1023,6 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
                         let other = store.clusters[cluster as usize].truth[0];
                         let rel = relation(population, person, other);
                         tally.wrong_links_by_relation[rel] += 1;
-                        if rel == 3
-                            && std::env::var("MATCHING_DEBUG").is_ok()
-                            && tally.wrong_links_by_relation[3] < 8
-                        {
-                            let c = &store.clusters[cluster as usize];
-                            eprintln!(
-                                "WRONG: truth {:?}\n  incoming {:?}\n  cluster {:?}",
-                                c.truth,
-                                c.records.last(),
-                                &c.records[..c.records.len() - 1]
-                            );
-                        }
                     }
                 }
                 'r' => {
