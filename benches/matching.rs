@@ -1246,13 +1246,30 @@ fn write_csv(population: &Population, path: &Path) -> Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         file,
-        "unique_id,cluster,given_name,middle_names,family_name,dob,postcode,address,sex,given_dm,family_dm,dob_any_order,birth_year,given_initial"
+        "unique_id,cluster,given_name,middle_names,family_name,dob,postcode,address,sex,given_dm,family_dm,dob_any_order,birth_year,given_initial,month_day,district,nhs_number,pnc_id"
     )?;
     let dm = DoubleMetaphone::default();
     for (i, p) in population.persons.iter().enumerate() {
         for c in 0..p.copies {
-            let (details, _, _) = population.copy(i as u32, c);
+            let (details, identifiers, _) = population.copy(i as u32, c);
             let d = Demographics::from_details(&details);
+            let scheme = |wanted: &str| {
+                identifiers
+                    .iter()
+                    .find(|id| id.scheme_name() == wanted)
+                    .map(|id| id.key())
+                    .unwrap_or_default()
+            };
+            let (nhs, pnc) = (scheme("nhs_number"), scheme("pnc_id"));
+            let month_day = d
+                .date_of_birth
+                .map(|d| format!("{:02}-{:02}", d.month(), d.day()))
+                .unwrap_or_default();
+            let district = d
+                .postcode
+                .as_ref()
+                .map(|p| p.district().to_owned())
+                .unwrap_or_default();
             let given = d.given_names.first().cloned().unwrap_or_default();
             let middle = d
                 .given_names
@@ -1286,7 +1303,7 @@ fn write_csv(population: &Population, path: &Path) -> Result<()> {
             let initial = given.chars().next().map(String::from).unwrap_or_default();
             writeln!(
                 file,
-                "{i}-{c},{i},{given},{middle},{},{dob},{},{},{sex},{given_dm},{family_dm},{dob_any},{year},{initial}",
+                "{i}-{c},{i},{given},{middle},{},{dob},{},{},{sex},{given_dm},{family_dm},{dob_any},{year},{initial},{month_day},{district},{nhs},{pnc}",
                 d.family_name,
                 d.postcode.as_ref().map(|p| p.as_str()).unwrap_or_default(),
                 d.address,
@@ -1367,6 +1384,7 @@ fn main() -> Result<()> {
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
         .filter_map(|s| s.trim().replace('_', "").parse().ok())
+        .filter(|n: &usize| *n > 0)
         .collect();
     let splink_persons: usize = std::env::var("MATCHING_SPLINK_PERSONS")
         .ok()

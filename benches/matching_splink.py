@@ -3,11 +3,14 @@
 Usage: matching_splink.py RECORDS.csv AUTO_LINK_PROBABILITY REVIEW_PROBABILITY
 
 Comparable to policies/matching.toml: the same normalised fields, the same blocking rules
-(date of birth in either day/month order + family-name Double Metaphone; the same + given
-name Double Metaphone; family Double Metaphone + given initial + birth year; postcode +
-given initial), Splink's standard comparisons (NameComparison with term-frequency
-adjustment, DateOfBirthComparison, PostcodeComparison, address Jaro-Winkler), u by random
-sampling and m by EM. Pairs are predicted from the review threshold, clustered at both
+(dob in either day/month order + family Double Metaphone; the same + given Double
+Metaphone; family + given Double Metaphone + birth year; postcode + given initial; family
+Double Metaphone + given initial + day and month of birth; dob + postcode district; both
+Double Metaphones + district) plus NHS number and PNC id, Splink's standard comparisons
+(NameComparison with term-frequency adjustment, DateOfBirthComparison, PostcodeComparison,
+address Jaro-Winkler, sex, NHS number and PNC id exact: the identifiers safegate resolves
+first and vetoes on), u by random sampling, m by EM (sessions blocked on dob, then on both
+names). Splink has no given-name veto; it compares first given names only. Pairs are predicted from the review threshold, clustered at both
 thresholds, and scored pairwise against the true person: lines `PAIRWISE threshold
 precision recall f1` (tab-separated).
 """
@@ -37,10 +40,15 @@ def main() -> None:
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         blocking_rules_to_generate_predictions=[
+            block_on("nhs_number"),
+            block_on("pnc_id"),
             block_on("dob_any_order", "family_dm"),
             block_on("dob_any_order", "given_dm"),
-            block_on("family_dm", "given_initial", "birth_year"),
+            block_on("family_dm", "given_dm", "birth_year"),
             block_on("postcode", "given_initial"),
+            block_on("family_dm", "given_initial", "month_day"),
+            block_on("dob", "district"),
+            block_on("given_dm", "family_dm", "district"),
         ],
         comparisons=[
             cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
@@ -48,6 +56,11 @@ def main() -> None:
             cl.DateOfBirthComparison("dob", input_is_string=True),
             cl.PostcodeComparison("postcode"),
             cl.JaroWinklerAtThresholds("address", [0.9]),
+            cl.ExactMatch("sex"),
+            # The identifiers safegate resolves first and vetoes on: here as comparisons
+            # (agreement all but decides a match, disagreement all but rules it out).
+            cl.ExactMatch("nhs_number"),
+            cl.ExactMatch("pnc_id"),
         ],
         retain_intermediate_calculation_columns=False,
     )
@@ -58,7 +71,7 @@ def main() -> None:
     linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=1)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
     linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("postcode")
+        block_on("given_name", "family_name")
     )
     predictions = linker.inference.predict(threshold_match_probability=review)
     trained = time.time() - started
