@@ -813,6 +813,8 @@ struct Tally {
     lookalikes: u64,
     twins: u64,
     nanos: Vec<u32>,
+    /// Per record that reached the engine: the candidate records it was compared with.
+    compared: Vec<u32>,
     /// Per published copy: (final cluster, cluster if reviews were accepted, truth).
     placed: Vec<(u32, u32, u32)>,
 }
@@ -825,6 +827,8 @@ struct Run {
     p99_us: f64,
     mean_us: f64,
     vm_hwm_mb: f64,
+    compared_p50: u32,
+    compared_p99: u32,
     pairwise: (f64, f64, f64),
     pairwise_reviewed: (f64, f64, f64),
     seconds: f64,
@@ -961,6 +965,9 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
                         }
                     })
                     .collect();
+                tally
+                    .compared
+                    .push(candidates.iter().map(|c| c.records.len() as u32).sum());
                 let blocked = ids
                     .iter()
                     .any(|id| store.clusters[*id as usize].truth.contains(&person));
@@ -1071,7 +1078,17 @@ fn run(rules: &MatchRules, population: &Population) -> Run {
     nanos.sort_unstable();
     let at = |q: f64| f64::from(nanos[((nanos.len() - 1) as f64 * q) as usize]) / 1000.0;
     let mean = nanos.iter().map(|n| f64::from(*n)).sum::<f64>() / nanos.len() as f64 / 1000.0;
+    let mut compared = tally.compared.clone();
+    compared.sort_unstable();
+    let compared_at = |q: f64| {
+        compared
+            .get(((compared.len().max(1) - 1) as f64 * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     Run {
+        compared_p50: compared_at(0.5),
+        compared_p99: compared_at(0.99),
         persons: population.persons.len(),
         copies: tally.published,
         p50_us: at(0.5),
@@ -1181,6 +1198,12 @@ fn report(run: &Run, out: &mut String) {
         out,
         "{:<44} {:>10.0}",
         "peak memory so far, VmHWM (MB)", run.vm_hwm_mb
+    );
+    let _ = writeln!(
+        out,
+        "{:<44} {:>10}",
+        "candidate records compared, p50 / p99",
+        format!("{} / {}", run.compared_p50, run.compared_p99)
     );
     let (p, r, f) = run.pairwise;
     let _ = writeln!(
@@ -1389,7 +1412,7 @@ fn main() -> Result<()> {
     let splink_persons: usize = std::env::var("MATCHING_SPLINK_PERSONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(100_000);
 
     let mut out = String::new();
     let _ = writeln!(
@@ -1438,7 +1461,7 @@ fn main() -> Result<()> {
 
     if splink_persons > 0 {
         println!(
-            "\n== side by side with Splink 5.0.0 (DuckDB) on {} persons (a subset: Splink's EM and prediction on 2 cores) ==",
+            "\n== side by side with Splink 5.0.0 (DuckDB) on the same population of {} persons (MATCHING_SPLINK_PERSONS) ==",
             common::thousands(splink_persons as f64)
         );
         let population = Population::generate(splink_persons, seed);
