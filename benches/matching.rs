@@ -10,6 +10,8 @@
 //! cargo bench --bench matching                        # 100,000 and 1,000,000 persons
 //! MATCHING_PERSONS=20000 cargo bench --bench matching  # one smaller run
 //! MATCHING_SPLINK_PERSONS=0 cargo bench --bench matching  # without Splink
+//! MATCHING_LOOKALIKE_STRESS=1 cargo bench --bench matching  # look-alikes at chance rate
+//! MATCHING_ESTIMATE=30000 cargo bench --bench matching  # also write EM re-estimated rules
 //! ```
 //!
 //! Everything is generated from `MATCHING_SEED` (default 20261201): names from the lists
@@ -179,8 +181,14 @@ const AGENCIES: [(&str, &str); 5] = [
 ];
 
 /// How many times more look-alikes (same given name, family name and date of birth,
-/// another household) than chance alone would give.
-const LOOKALIKE_STRESS: f64 = 20.0;
+/// another household) than chance alone would give: `MATCHING_LOOKALIKE_STRESS`, 20 unless
+/// set.
+fn lookalike_stress() -> f64 {
+    std::env::var("MATCHING_LOOKALIKE_STRESS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20.0)
+}
 
 /// Corruptions a copy carries, as bits, for the breakdown of misses.
 const TAGS: [&str; 14] = [
@@ -366,6 +374,7 @@ impl Population {
         }
         let mut households: Vec<Household> = Vec::new();
         let mut persons: Vec<Person> = Vec::with_capacity(size);
+        let stress = lookalike_stress();
         let mut nhs = common::NhsNumbers::from(seed % 7 + 1);
         let mut pnc_serial = 0u32;
         let mut new_person = |rng: &mut Rng,
@@ -447,7 +456,7 @@ impl Population {
                 }
             }
             // Look-alikes: someone with the same name and date of birth elsewhere, at
-            // LOOKALIKE_STRESS times the rate chance gives a population of this size
+            // lookalike_stress() times the rate chance gives a population of this size
             // (size × share of the given name × share of the family name / 31,000 dates).
             let of = persons.len() - 1;
             let table = if persons[of].sex == Sex::Male {
@@ -455,7 +464,7 @@ impl Population {
             } else {
                 &given_female
             };
-            let chance = LOOKALIKE_STRESS
+            let chance = stress
                 * size as f64
                 * table.share(persons[of].given)
                 * 0.5
@@ -1260,7 +1269,13 @@ fn report(run: &Run, out: &mut String) {
     let _ = writeln!(
         out,
         "wrong auto-links by who was merged: twin {}, look-alike {}, same household {}, unrelated {} (the population has {} twins and {} look-alikes, {}x chance)",
-        w[0], w[1], w[2], w[3], t.twins, t.lookalikes, LOOKALIKE_STRESS
+        w[0],
+        w[1],
+        w[2],
+        w[3],
+        t.twins,
+        t.lookalikes,
+        lookalike_stress()
     );
 }
 
