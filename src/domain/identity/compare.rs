@@ -1,6 +1,8 @@
 //! Comparing records: blocking keys, each comparison's level, the score with its vetoes,
 //! the decision and its explanation in words.
 
+use std::cell::OnceCell;
+
 use rphonetic::DoubleMetaphone;
 
 use super::rules::{Comparison, Field, KeyPart, Level, MatchRules, Test};
@@ -14,10 +16,42 @@ fn phonetic(name: &str) -> (String, String) {
     (result.primary(), result.alternate())
 }
 
-fn phonetic_equal(a: &str, b: &str) -> bool {
-    let (pa, aa) = phonetic(a);
-    let (pb, ab) = phonetic(b);
+fn codes_equal((pa, aa): &(String, String), (pb, ab): &(String, String)) -> bool {
     !pa.is_empty() && (pa == pb || pa == ab || aa == pb || (!aa.is_empty() && aa == ab))
+}
+
+/// A record with what comparing it costs most to work out (sounds, family-name forms),
+/// each computed at most once: the incoming record is compared with every candidate.
+pub(crate) struct Prepared<'a> {
+    d: &'a Demographics,
+    given_code: OnceCell<(String, String)>,
+    family_code: OnceCell<(String, String)>,
+    family_forms: OnceCell<Vec<String>>,
+}
+
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(d: &'a Demographics) -> Self {
+        Prepared {
+            d,
+            given_code: OnceCell::new(),
+            family_code: OnceCell::new(),
+            family_forms: OnceCell::new(),
+        }
+    }
+
+    fn given_code(&self) -> &(String, String) {
+        self.given_code
+            .get_or_init(|| phonetic(self.d.given_names.first().map_or("", String::as_str)))
+    }
+
+    fn family_code(&self) -> &(String, String) {
+        self.family_code
+            .get_or_init(|| phonetic(&self.d.family_name))
+    }
+
+    fn family_forms(&self) -> &[String] {
+        self.family_forms.get_or_init(|| self.d.family_forms())
+    }
 }
 
 /// The day as eight digits, for counting digits that differ.
@@ -59,7 +93,8 @@ impl MatchRules {
         self.nicknames.get(name).map_or(&[], Vec::as_slice)
     }
 
-    fn reach(&self, comparison: &Comparison, a: &Demographics, b: &Demographics) -> Reached {
+    fn reach(&self, comparison: &Comparison, pa: &Prepared, pb: &Prepared) -> Reached {
+        let (a, b) = (pa.d, pb.d);
         // The null level is decided before any test runs (a field not recorded on both).
         let holds = |test: Test| -> Option<Option<String>> {
             let yes = |ok: bool| ok.then_some(None);
@@ -81,7 +116,7 @@ impl MatchRules {
                             .iter()
                             .any(|g| self.nickname_groups(y).contains(g))),
                         Test::JaroWinkler(t) => yes(strsim::jaro_winkler(x, y) >= t),
-                        Test::Phonetic => yes(phonetic_equal(x, y)),
+                        Test::Phonetic => yes(codes_equal(pa.given_code(), pb.given_code())),
                         Test::Else => Some(None),
                         _ => None,
                     }
@@ -94,18 +129,18 @@ impl MatchRules {
                     match test {
                         Test::Exact => (x == y).then(|| Some(x.to_owned())),
                         Test::ExactAnyName => {
-                            let theirs = b.family_forms();
-                            a.family_forms()
-                                .into_iter()
+                            let theirs = pb.family_forms();
+                            pa.family_forms()
+                                .iter()
                                 .find(|f| theirs.contains(f))
-                                .map(Some)
+                                .map(|f| Some(f.clone()))
                         }
                         Test::Nickname => yes(self
                             .nickname_groups(x)
                             .iter()
                             .any(|g| self.nickname_groups(y).contains(g))),
                         Test::JaroWinkler(t) => yes(strsim::jaro_winkler(x, y) >= t),
-                        Test::Phonetic => yes(phonetic_equal(x, y)),
+                        Test::Phonetic => yes(codes_equal(pa.family_code(), pb.family_code())),
                         Test::Else => Some(None),
                         _ => None,
                     }
@@ -199,7 +234,8 @@ impl MatchRules {
         a: &Demographics,
         b: &Demographics,
     ) -> usize {
-        self.reach(comparison, a, b).index
+        self.reach(comparison, &Prepared::new(a), &Prepared::new(b))
+            .index
     }
 
     /// The Bayes factor of a level, adjusted Splink's way where the level asks for it:
@@ -230,8 +266,8 @@ impl MatchRules {
     /// One record against another: the summed log2 Bayes factors, the steps, the vetoes.
     fn compare_records(
         &self,
-        a: &Demographics,
-        b: &Demographics,
+        a: &Prepared,
+        b: &Prepared,
         tf: &dyn TermFrequencies,
     ) -> (f64, Vec<Step>, Vec<Veto>) {
         let mut weight = 0.0;
@@ -270,7 +306,7 @@ impl MatchRules {
             });
         }
         if self.file.veto_sex_differs
-            && let (Some(x), Some(y)) = (a.sex, b.sex)
+            && let (Some(x), Some(y)) = (a.d.sex, b.d.sex)
             && x != y
         {
             vetoes.push(Veto::SexDiffers);
@@ -289,13 +325,24 @@ impl MatchRules {
         candidate: &Candidate,
         tf: &dyn TermFrequencies,
     ) -> Score {
+        self.score_prepared(identifiers, &Prepared::new(incoming), candidate, tf)
+    }
+
+    fn score_prepared(
+        &self,
+        identifiers: &[Identifier],
+        prepared: &Prepared,
+        candidate: &Candidate,
+        tf: &dyn TermFrequencies,
+    ) -> Score {
+        let incoming = prepared.d;
         let mut best: Option<(f64, Vec<Step>, Vec<Veto>)> = None;
         // A date of birth or sex stands against the candidate when one of its records
         // contradicts it and none agrees, even when its best record lacks the field.
         let (mut dob_far, mut dob_near, mut sex_differs, mut sex_agrees) =
             (false, false, false, false);
         for record in &candidate.records {
-            let compared = self.compare_records(incoming, record, tf);
+            let compared = self.compare_records(prepared, &Prepared::new(record), tf);
             let far = compared.2.contains(&Veto::DateOfBirthTooFar);
             let dob_recorded = incoming.date_of_birth.is_some() && record.date_of_birth.is_some();
             dob_far |= far;
@@ -345,12 +392,13 @@ impl MatchRules {
         candidates: &[Candidate],
         tf: &dyn TermFrequencies,
     ) -> Resolution {
+        let prepared = Prepared::new(incoming);
         let mut scored: Vec<(String, Score)> = candidates
             .iter()
             .map(|c| {
                 (
                     c.person_id.clone(),
-                    self.score(identifiers, incoming, c, tf),
+                    self.score_prepared(identifiers, &prepared, c, tf),
                 )
             })
             .filter(|(_, s)| {
