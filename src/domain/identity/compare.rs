@@ -81,6 +81,10 @@ fn numbers(address: &str) -> Vec<&str> {
         .collect()
 }
 
+/// What one comparison found for a pair: the level's index, its Bayes factor, whether it
+/// was adjusted for how common the name is.
+type Reading = (usize, f64, bool);
+
 /// The level one comparison reaches, and the value agreed on where the level is an exact
 /// name agreement (for the term-frequency adjustment).
 struct Reached {
@@ -263,13 +267,14 @@ impl MatchRules {
         (level.m / level.u, false)
     }
 
-    /// One record against another: the summed log2 Bayes factors, the steps, the vetoes.
+    /// One record against another: the summed log2 Bayes factors, each comparison's
+    /// reading, the vetoes.
     fn compare_records(
         &self,
         a: &Prepared,
         b: &Prepared,
         tf: &dyn TermFrequencies,
-    ) -> (f64, Vec<Step>, Vec<Veto>) {
+    ) -> (f64, Vec<Reading>, Vec<Veto>) {
         let mut weight = 0.0;
         let mut steps = Vec::with_capacity(self.comparisons.len());
         let mut vetoes = Vec::new();
@@ -297,13 +302,7 @@ impl MatchRules {
                 }
                 _ => {}
             }
-            steps.push(Step {
-                comparison: comparison.field.name().to_owned(),
-                level: level.code.clone(),
-                description: level.label.clone(),
-                bayes_factor,
-                tf_adjusted,
-            });
+            steps.push((reached.index, bayes_factor, tf_adjusted));
         }
         if self.file.veto_sex_differs
             && let (Some(x), Some(y)) = (a.d.sex, b.d.sex)
@@ -336,7 +335,7 @@ impl MatchRules {
         tf: &dyn TermFrequencies,
     ) -> Score {
         let incoming = prepared.d;
-        let mut best: Option<(f64, Vec<Step>, Vec<Veto>)> = None;
+        let mut best: Option<(f64, Vec<Reading>, Vec<Veto>)> = None;
         // A date of birth or sex stands against the candidate when one of its records
         // contradicts it and none agrees, even when its best record lacks the field.
         let (mut dob_far, mut dob_near, mut sex_differs, mut sex_agrees) =
@@ -359,7 +358,23 @@ impl MatchRules {
                 best = Some(compared);
             }
         }
-        let (weight, steps, mut vetoes) = best.unwrap_or_default();
+        let (weight, readings, mut vetoes) = best.unwrap_or_default();
+        // The steps are written out for the best record only.
+        let steps = self
+            .comparisons
+            .iter()
+            .zip(readings)
+            .map(|(comparison, (index, bayes_factor, tf_adjusted))| {
+                let level = &comparison.levels[index];
+                Step {
+                    comparison: comparison.field.name().to_owned(),
+                    level: level.code.clone(),
+                    description: level.label.clone(),
+                    bayes_factor,
+                    tf_adjusted,
+                }
+            })
+            .collect();
         vetoes.retain(|v| !matches!(v, Veto::DateOfBirthTooFar | Veto::SexDiffers));
         if dob_far && !dob_near {
             vetoes.push(Veto::DateOfBirthTooFar);
