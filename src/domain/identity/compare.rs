@@ -1,6 +1,8 @@
 //! Comparing records: blocking keys, each comparison's level, the score with its vetoes,
 //! the decision and its explanation in words.
 
+use std::cell::OnceCell;
+
 use rphonetic::DoubleMetaphone;
 
 use super::rules::{Comparison, Field, KeyPart, Level, MatchRules, Test};
@@ -14,10 +16,42 @@ fn phonetic(name: &str) -> (String, String) {
     (result.primary(), result.alternate())
 }
 
-fn phonetic_equal(a: &str, b: &str) -> bool {
-    let (pa, aa) = phonetic(a);
-    let (pb, ab) = phonetic(b);
+fn codes_equal((pa, aa): &(String, String), (pb, ab): &(String, String)) -> bool {
     !pa.is_empty() && (pa == pb || pa == ab || aa == pb || (!aa.is_empty() && aa == ab))
+}
+
+/// A record with what comparing it costs most to work out (sounds, family-name forms),
+/// each computed at most once: the incoming record is compared with every candidate.
+pub(crate) struct Prepared<'a> {
+    d: &'a Demographics,
+    given_code: OnceCell<(String, String)>,
+    family_code: OnceCell<(String, String)>,
+    family_forms: OnceCell<Vec<String>>,
+}
+
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(d: &'a Demographics) -> Self {
+        Prepared {
+            d,
+            given_code: OnceCell::new(),
+            family_code: OnceCell::new(),
+            family_forms: OnceCell::new(),
+        }
+    }
+
+    fn given_code(&self) -> &(String, String) {
+        self.given_code
+            .get_or_init(|| phonetic(self.d.given_names.first().map_or("", String::as_str)))
+    }
+
+    fn family_code(&self) -> &(String, String) {
+        self.family_code
+            .get_or_init(|| phonetic(&self.d.family_name))
+    }
+
+    fn family_forms(&self) -> &[String] {
+        self.family_forms.get_or_init(|| self.d.family_forms())
+    }
 }
 
 /// The day as eight digits, for counting digits that differ.
@@ -39,6 +73,18 @@ fn token_overlap(a: &str, b: &str) -> f64 {
     if all == 0.0 { 0.0 } else { common / all }
 }
 
+/// The words of an address that carry a digit (house and flat numbers).
+fn numbers(address: &str) -> Vec<&str> {
+    address
+        .split(' ')
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+        .collect()
+}
+
+/// What one comparison found for a pair: the level's index, its Bayes factor, whether it
+/// was adjusted for how common the name is.
+type Reading = (usize, f64, bool);
+
 /// The level one comparison reaches, and the value agreed on where the level is an exact
 /// name agreement (for the term-frequency adjustment).
 struct Reached {
@@ -51,7 +97,8 @@ impl MatchRules {
         self.nicknames.get(name).map_or(&[], Vec::as_slice)
     }
 
-    fn reach(&self, comparison: &Comparison, a: &Demographics, b: &Demographics) -> Reached {
+    fn reach(&self, comparison: &Comparison, pa: &Prepared, pb: &Prepared) -> Reached {
+        let (a, b) = (pa.d, pb.d);
         // The null level is decided before any test runs (a field not recorded on both).
         let holds = |test: Test| -> Option<Option<String>> {
             let yes = |ok: bool| ok.then_some(None);
@@ -59,6 +106,10 @@ impl MatchRules {
                 Field::GivenName => {
                     let (x, y) = (a.given_names.first()?, b.given_names.first()?);
                     match test {
+                        // First and middle names all agree, and there are middle names.
+                        Test::ExactWithMiddleNames => (a.given_names.len() > 1
+                            && a.given_names == b.given_names)
+                            .then(|| Some(x.clone())),
                         Test::Exact => (x == y).then(|| Some(x.clone())),
                         Test::ExactAnyName => a
                             .all_given_names()
@@ -69,7 +120,7 @@ impl MatchRules {
                             .iter()
                             .any(|g| self.nickname_groups(y).contains(g))),
                         Test::JaroWinkler(t) => yes(strsim::jaro_winkler(x, y) >= t),
-                        Test::Phonetic => yes(phonetic_equal(x, y)),
+                        Test::Phonetic => yes(codes_equal(pa.given_code(), pb.given_code())),
                         Test::Else => Some(None),
                         _ => None,
                     }
@@ -82,18 +133,18 @@ impl MatchRules {
                     match test {
                         Test::Exact => (x == y).then(|| Some(x.to_owned())),
                         Test::ExactAnyName => {
-                            let theirs = b.family_forms();
-                            a.family_forms()
-                                .into_iter()
+                            let theirs = pb.family_forms();
+                            pa.family_forms()
+                                .iter()
                                 .find(|f| theirs.contains(f))
-                                .map(Some)
+                                .map(|f| Some(f.clone()))
                         }
                         Test::Nickname => yes(self
                             .nickname_groups(x)
                             .iter()
                             .any(|g| self.nickname_groups(y).contains(g))),
                         Test::JaroWinkler(t) => yes(strsim::jaro_winkler(x, y) >= t),
-                        Test::Phonetic => yes(phonetic_equal(x, y)),
+                        Test::Phonetic => yes(codes_equal(pa.family_code(), pb.family_code())),
                         Test::Else => Some(None),
                         _ => None,
                     }
@@ -132,8 +183,14 @@ impl MatchRules {
                     }
                     match test {
                         Test::Exact => yes(x == y),
-                        Test::JaroWinkler(t) => yes(strsim::jaro_winkler(x, y) >= t),
-                        Test::TokenOverlap(t) => yes(token_overlap(x, y) >= t),
+                        // Near agreement is the same house written differently, never
+                        // a neighbour: the house numbers must agree.
+                        Test::JaroWinkler(t) => {
+                            yes(numbers(x) == numbers(y) && strsim::jaro_winkler(x, y) >= t)
+                        }
+                        Test::TokenOverlap(t) => {
+                            yes(numbers(x) == numbers(y) && token_overlap(x, y) >= t)
+                        }
                         Test::Else => Some(None),
                         _ => None,
                     }
@@ -156,7 +213,8 @@ impl MatchRules {
             Field::Address => !a.address.is_empty() && !b.address.is_empty(),
             Field::Sex => a.sex.is_some() && b.sex.is_some(),
         };
-        if !recorded {
+        let postcodes_agree = a.postcode.is_some() && a.postcode == b.postcode;
+        if !recorded || (comparison.only_when_postcodes_agree && !postcodes_agree) {
             return Reached {
                 index: 0,
                 agreed: None,
@@ -180,7 +238,8 @@ impl MatchRules {
         a: &Demographics,
         b: &Demographics,
     ) -> usize {
-        self.reach(comparison, a, b).index
+        self.reach(comparison, &Prepared::new(a), &Prepared::new(b))
+            .index
     }
 
     /// The Bayes factor of a level, adjusted Splink's way where the level asks for it:
@@ -208,13 +267,14 @@ impl MatchRules {
         (level.m / level.u, false)
     }
 
-    /// One record against another: the summed log2 Bayes factors, the steps, the vetoes.
+    /// One record against another: the summed log2 Bayes factors, each comparison's
+    /// reading, the vetoes.
     fn compare_records(
         &self,
-        a: &Demographics,
-        b: &Demographics,
+        a: &Prepared,
+        b: &Prepared,
         tf: &dyn TermFrequencies,
-    ) -> (f64, Vec<Step>, Vec<Veto>) {
+    ) -> (f64, Vec<Reading>, Vec<Veto>) {
         let mut weight = 0.0;
         let mut steps = Vec::with_capacity(self.comparisons.len());
         let mut vetoes = Vec::new();
@@ -242,16 +302,10 @@ impl MatchRules {
                 }
                 _ => {}
             }
-            steps.push(Step {
-                comparison: comparison.field.name().to_owned(),
-                level: level.code.clone(),
-                description: level.label.clone(),
-                bayes_factor,
-                tf_adjusted,
-            });
+            steps.push((reached.index, bayes_factor, tf_adjusted));
         }
         if self.file.veto_sex_differs
-            && let (Some(x), Some(y)) = (a.sex, b.sex)
+            && let (Some(x), Some(y)) = (a.d.sex, b.d.sex)
             && x != y
         {
             vetoes.push(Veto::SexDiffers);
@@ -270,9 +324,32 @@ impl MatchRules {
         candidate: &Candidate,
         tf: &dyn TermFrequencies,
     ) -> Score {
-        let mut best: Option<(f64, Vec<Step>, Vec<Veto>)> = None;
+        self.score_prepared(identifiers, &Prepared::new(incoming), candidate, tf)
+    }
+
+    fn score_prepared(
+        &self,
+        identifiers: &[Identifier],
+        prepared: &Prepared,
+        candidate: &Candidate,
+        tf: &dyn TermFrequencies,
+    ) -> Score {
+        let incoming = prepared.d;
+        let mut best: Option<(f64, Vec<Reading>, Vec<Veto>)> = None;
+        // A date of birth or sex stands against the candidate when one of its records
+        // contradicts it and none agrees, even when its best record lacks the field.
+        let (mut dob_far, mut dob_near, mut sex_differs, mut sex_agrees) =
+            (false, false, false, false);
         for record in &candidate.records {
-            let compared = self.compare_records(incoming, record, tf);
+            let compared = self.compare_records(prepared, &Prepared::new(record), tf);
+            let far = compared.2.contains(&Veto::DateOfBirthTooFar);
+            let dob_recorded = incoming.date_of_birth.is_some() && record.date_of_birth.is_some();
+            dob_far |= far;
+            dob_near |= dob_recorded && !far;
+            if let (Some(x), Some(y)) = (incoming.sex, record.sex) {
+                sex_differs |= x != y;
+                sex_agrees |= x == y;
+            }
             // Among records of equal weight, the one with fewer vetoes stands.
             let better = best.as_ref().is_none_or(|(w, _, v)| {
                 compared.0 > *w || (compared.0 == *w && compared.2.len() < v.len())
@@ -281,7 +358,30 @@ impl MatchRules {
                 best = Some(compared);
             }
         }
-        let (weight, steps, mut vetoes) = best.unwrap_or_default();
+        let (weight, readings, mut vetoes) = best.unwrap_or_default();
+        // The steps are written out for the best record only.
+        let steps = self
+            .comparisons
+            .iter()
+            .zip(readings)
+            .map(|(comparison, (index, bayes_factor, tf_adjusted))| {
+                let level = &comparison.levels[index];
+                Step {
+                    comparison: comparison.field.name().to_owned(),
+                    level: level.code.clone(),
+                    description: level.label.clone(),
+                    bayes_factor,
+                    tf_adjusted,
+                }
+            })
+            .collect();
+        vetoes.retain(|v| !matches!(v, Veto::DateOfBirthTooFar | Veto::SexDiffers));
+        if dob_far && !dob_near {
+            vetoes.push(Veto::DateOfBirthTooFar);
+        }
+        if self.file.veto_sex_differs && sex_differs && !sex_agrees {
+            vetoes.push(Veto::SexDiffers);
+        }
         for scheme in identifier_conflicts(identifiers, &candidate.identifiers) {
             vetoes.insert(0, Veto::IdentifierConflict { scheme });
         }
@@ -307,12 +407,13 @@ impl MatchRules {
         candidates: &[Candidate],
         tf: &dyn TermFrequencies,
     ) -> Resolution {
+        let prepared = Prepared::new(incoming);
         let mut scored: Vec<(String, Score)> = candidates
             .iter()
             .map(|c| {
                 (
                     c.person_id.clone(),
-                    self.score(identifiers, incoming, c, tf),
+                    self.score_prepared(identifiers, &prepared, c, tf),
                 )
             })
             .filter(|(_, s)| {
@@ -438,11 +539,24 @@ impl MatchRules {
                 }
             }
             KeyPart::GivenPhonetic => {
+                // Every given name, so reordered given names still meet.
+                for name in d.given_names.iter().take(3) {
+                    add(phonetic(name).0);
+                }
                 if let Some(first) = d.given_names.first() {
-                    add(phonetic(first).0);
                     for group in self.nickname_groups(first) {
                         add(format!("nickname{group}"));
                     }
+                }
+            }
+            KeyPart::BirthMonthDay => {
+                if let Some(day) = d.date_of_birth {
+                    add(format!("{:02}-{:02}", day.month(), day.day()));
+                }
+            }
+            KeyPart::PostcodeDistrict => {
+                if let Some(postcode) = &d.postcode {
+                    add(postcode.district().to_owned());
                 }
             }
             KeyPart::GivenInitial => {

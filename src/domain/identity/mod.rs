@@ -6,6 +6,13 @@
 //! postcode and address, with weights from a reviewed file in `policies/` whose hash is
 //! recorded with every decision. Knows nothing of SQL or tonic: the store hands it the
 //! candidates found through blocking keys and the name frequencies it asks for.
+//!
+//! - `normalise`: [`Demographics::from_details`] and the names to count for term frequencies.
+//! - `rules`: [`MatchRules`] read from `policies/matching.toml` (nickname list included),
+//!   versioned by the file's SHA-256, written back by [`MatchRules::to_toml`].
+//! - `compare`: blocking keys, the comparison levels, [`MatchRules::score`] with its vetoes,
+//!   [`MatchRules::resolve`], and [`Score::explain`], the waterfall in words.
+//! - `estimate`: [`MatchRules::estimate`], u from random pairs and m by EM, as Splink does.
 
 mod compare;
 mod estimate;

@@ -58,6 +58,10 @@ pub(crate) struct BlockingSpec {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ComparisonSpec {
     pub field: String,
+    /// Compared only when both postcodes are recorded and agree (the null level
+    /// otherwise), with u then conditional on that agreement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub only_when_postcodes_agree: bool,
     pub levels: Vec<LevelSpec>,
 }
 
@@ -114,6 +118,7 @@ impl Field {
         match self {
             Field::GivenName | Field::FamilyName => &[
                 "null",
+                "exact_with_middle_names",
                 "exact",
                 "exact_any_name",
                 "nickname",
@@ -141,6 +146,7 @@ impl Field {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Test {
     Null,
+    ExactWithMiddleNames,
     Exact,
     ExactAnyName,
     Nickname,
@@ -171,6 +177,7 @@ pub(crate) struct Level {
 #[derive(Debug, Clone)]
 pub(crate) struct Comparison {
     pub field: Field,
+    pub only_when_postcodes_agree: bool,
     pub levels: Vec<Level>,
 }
 
@@ -183,20 +190,24 @@ pub(crate) enum KeyPart {
     FamilyPhonetic,
     GivenPhonetic,
     GivenInitial,
+    BirthMonthDay,
     Postcode,
     PostcodeSector,
+    PostcodeDistrict,
 }
 
 impl KeyPart {
-    const ALL: [(KeyPart, &'static str); 8] = [
+    const ALL: [(KeyPart, &'static str); 10] = [
         (KeyPart::DateOfBirth, "date_of_birth"),
         (KeyPart::DateOfBirthUnordered, "date_of_birth_unordered"),
         (KeyPart::BirthYear, "birth_year"),
         (KeyPart::FamilyPhonetic, "family_phonetic"),
         (KeyPart::GivenPhonetic, "given_phonetic"),
         (KeyPart::GivenInitial, "given_initial"),
+        (KeyPart::BirthMonthDay, "birth_month_day"),
         (KeyPart::Postcode, "postcode"),
         (KeyPart::PostcodeSector, "postcode_sector"),
+        (KeyPart::PostcodeDistrict, "postcode_district"),
     ];
 }
 
@@ -308,8 +319,14 @@ impl MatchRules {
                     spec.field
                 )));
             }
+            if spec.only_when_postcodes_agree && field == Field::Postcode {
+                return Err(err(format!(
+                    "{at}.only_when_postcodes_agree: the postcode comparison cannot depend on itself"
+                )));
+            }
             comparisons.push(Comparison {
                 field,
+                only_when_postcodes_agree: spec.only_when_postcodes_agree,
                 levels: compile_levels(&at, field, &spec.levels)?,
             });
         }
@@ -487,13 +504,20 @@ fn compile_levels(at: &str, field: Field, specs: &[LevelSpec]) -> Result<Vec<Lev
             (m, u)
         };
         let names = matches!(field, Field::GivenName | Field::FamilyName);
-        if spec.tf && !(names && matches!(spec.test.as_str(), "exact" | "exact_any_name")) {
+        if spec.tf
+            && !(names
+                && matches!(
+                    spec.test.as_str(),
+                    "exact" | "exact_any_name" | "exact_with_middle_names"
+                ))
+        {
             return Err(err(format!(
                 "{at}.tf: term-frequency adjustment applies only to exact name levels"
             )));
         }
         let test = match spec.test.as_str() {
             "null" => Test::Null,
+            "exact_with_middle_names" => Test::ExactWithMiddleNames,
             "exact" => Test::Exact,
             "exact_any_name" => Test::ExactAnyName,
             "nickname" => Test::Nickname,

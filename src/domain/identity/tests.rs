@@ -492,3 +492,29 @@ fn blocking_keys_find_the_corrupted_copy_and_show_no_names() {
     let theirs = rules.blocking_keys(&stranger);
     assert!(!theirs.iter().any(|k| keys.contains(k)));
 }
+
+#[test]
+fn a_field_contradicting_the_candidate_vetoes_unless_another_record_agrees() {
+    let rules = rules();
+    let no_dob = person("Lucy", "Hartley", "", "SO23 8UJ", "12 Mill Road Winchester");
+    let far = person(
+        "Lucy",
+        "Hartley",
+        "1988-01-30",
+        "SO23 8UJ",
+        "12 Mill Road Winchester",
+    );
+    for (records, vetoed) in [
+        (vec![no_dob.clone(), far.clone()], true),
+        (vec![far.clone(), lucy()], false),
+        (vec![no_dob], false),
+    ] {
+        let score = rules.score(
+            &[],
+            &lucy(),
+            &candidate("p1", vec![], records),
+            &Shares::default(),
+        );
+        assert_eq!(score.vetoes.contains(&Veto::DateOfBirthTooFar), vetoed);
+    }
+}
