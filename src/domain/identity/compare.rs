@@ -300,6 +300,11 @@ impl MatchRules {
                 Field::GivenName if is_else && self.file.veto_given_names_differ => {
                     vetoes.push(Veto::GivenNamesDiffer);
                 }
+                Field::Postcode
+                    if reached.index > 0 && is_else && self.file.veto_postcode_districts_differ =>
+                {
+                    vetoes.push(Veto::PostcodeDistrictsDiffer);
+                }
                 _ => {}
             }
             steps.push((reached.index, bayes_factor, tf_adjusted));
@@ -340,6 +345,8 @@ impl MatchRules {
         // contradicts it and none agrees, even when its best record lacks the field.
         let (mut dob_far, mut dob_near, mut sex_differs, mut sex_agrees) =
             (false, false, false, false);
+        // Likewise a postcode: any record of the candidate in the same district stands.
+        let (mut moved_far, mut moved_near) = (false, false);
         for record in &candidate.records {
             let compared = self.compare_records(prepared, &Prepared::new(record), tf);
             let far = compared.2.contains(&Veto::DateOfBirthTooFar);
@@ -349,6 +356,11 @@ impl MatchRules {
             if let (Some(x), Some(y)) = (incoming.sex, record.sex) {
                 sex_differs |= x != y;
                 sex_agrees |= x == y;
+            }
+            if incoming.postcode.is_some() && record.postcode.is_some() {
+                let far = compared.2.contains(&Veto::PostcodeDistrictsDiffer);
+                moved_far |= far;
+                moved_near |= !far;
             }
             // Among records of equal weight, the one with fewer vetoes stands.
             let better = best.as_ref().is_none_or(|(w, _, v)| {
@@ -375,7 +387,15 @@ impl MatchRules {
                 }
             })
             .collect();
-        vetoes.retain(|v| !matches!(v, Veto::DateOfBirthTooFar | Veto::SexDiffers));
+        vetoes.retain(|v| {
+            !matches!(
+                v,
+                Veto::DateOfBirthTooFar | Veto::SexDiffers | Veto::PostcodeDistrictsDiffer
+            )
+        });
+        if moved_far && !moved_near {
+            vetoes.push(Veto::PostcodeDistrictsDiffer);
+        }
         if dob_far && !dob_near {
             vetoes.push(Veto::DateOfBirthTooFar);
         }
@@ -635,6 +655,11 @@ impl Veto {
                 "the dates of birth differ more than the rules allow for an automatic link".into()
             }
             Veto::GivenNamesDiffer => "the given names differ entirely (as twins' do)".into(),
+            Veto::PostcodeDistrictsDiffer => {
+                "the postcodes are in different districts: a move, or another person with the \
+                 same details elsewhere"
+                    .into()
+            }
         }
     }
 }

@@ -100,6 +100,10 @@ pub enum Veto {
     /// Both record a given name and no given name agrees in any way the rules know
     /// (exactly, as a nickname, in spelling or in sound): twins share everything else.
     GivenNamesDiffer,
+    /// Both record a postcode and they are in different postal districts: a move, or
+    /// another person with the same name and date of birth elsewhere; only a person can
+    /// tell which.
+    PostcodeDistrictsDiffer,
 }
 
 /// The comparison of an incoming record with one candidate.

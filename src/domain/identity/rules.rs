@@ -28,6 +28,8 @@ pub(crate) struct RulesFile {
     pub veto_sex_differs: bool,
     #[serde(default)]
     pub veto_given_names_differ: bool,
+    #[serde(default)]
+    pub veto_postcode_districts_differ: bool,
     pub term_frequency: TfSpec,
     pub nicknames: NicknameSpec,
     pub blocking: Vec<BlockingSpec>,

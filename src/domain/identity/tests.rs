@@ -518,3 +518,50 @@ fn a_field_contradicting_the_candidate_vetoes_unless_another_record_agrees() {
         assert_eq!(score.vetoes.contains(&Veto::DateOfBirthTooFar), vetoed);
     }
 }
+
+#[test]
+fn a_move_across_postal_districts_is_for_a_person_to_judge() {
+    let rules = rules();
+    let none = Shares::default();
+    let moved = person(
+        "Lucy",
+        "Hartley",
+        "2015-03-04",
+        "PO1 2DX",
+        "5 Harbour Street",
+    );
+    let decided = rules.resolve(
+        &[],
+        &moved,
+        &[candidate("lucy", vec![], vec![lucy()])],
+        &none,
+    );
+    assert_eq!(outcome(&decided), "review", "{decided:?}");
+    assert!(
+        reasons(&decided).iter().any(|r| r.contains("districts")),
+        "{:?}",
+        reasons(&decided)
+    );
+    // A move within the district (same sector) is no such doubt.
+    let nearby = person("Lucy", "Hartley", "2015-03-04", "SO23 8AB", "40 Mill Road");
+    let near = rules.resolve(
+        &[],
+        &nearby,
+        &[candidate("lucy", vec![], vec![lucy()])],
+        &none,
+    );
+    let score = rules.score(
+        &[],
+        &nearby,
+        &candidate("lucy", vec![], vec![lucy()]),
+        &none,
+    );
+    assert!(
+        !score.vetoes.contains(&Veto::PostcodeDistrictsDiffer),
+        "{near:?}"
+    );
+    // And an older record of the candidate in the new district lifts the doubt.
+    let both = candidate("lucy", vec![], vec![lucy(), moved.clone()]);
+    let again = rules.score(&[], &moved, &both, &none);
+    assert!(!again.vetoes.contains(&Veto::PostcodeDistrictsDiffer));
+}
