@@ -134,6 +134,7 @@ impl From<StoredEntry> for proto::LogEntry {
                 })
                 .collect(),
             search_candidates: e.search_candidates,
+            subject_asked: e.subject_asked,
         }
     }
 }

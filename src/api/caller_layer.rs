@@ -14,7 +14,9 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::api::journal::{RequestMeta, refuse};
+use sha2::Digest;
+
+use crate::api::journal::{RequestMeta, refuse_certificate};
 use crate::domain::ledger::Ledger;
 use crate::error::Error;
 use crate::registry::Registry;
@@ -101,12 +103,17 @@ where
                 .extensions()
                 .get::<TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(TlsConnectInfo::peer_certs);
-            let identified = match chain {
-                Some(chain) => self.registry.identify(&chain),
+            let identified = match &chain {
+                Some(chain) => self.registry.identify(chain),
                 None => Err(Error::Unauthenticated(
                     "no client certificate was presented".into(),
                 )),
             };
+            // An unregistered certificate's refusal names it in its own field.
+            let fingerprint = chain
+                .as_ref()
+                .and_then(|chain| chain.first())
+                .map(|leaf| hex::encode(sha2::Sha256::digest(leaf.as_ref())));
             match identified {
                 Ok(caller) => {
                     span.record("safegate.system", caller.system.id.as_str());
@@ -119,7 +126,8 @@ where
                     let ledger = self.ledger.clone();
                     return Box::pin(
                         async move {
-                            let status = refuse(&ledger, None, None, Some(&meta), error).await;
+                            let status =
+                                refuse_certificate(&ledger, fingerprint, &meta, error).await;
                             tracing::Span::current()
                                 .record("rpc.grpc.status_code", status.code() as i32);
                             Ok(status.into_http())

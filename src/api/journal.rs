@@ -116,6 +116,25 @@ pub async fn refuse(
     }
 }
 
+/// Records the refusal of a certificate no registered system holds, naming its SHA-256
+/// fingerprint in the entry's certificate field, then returns it (UNAVAILABLE when the
+/// log cannot be written).
+pub async fn refuse_certificate(
+    ledger: &Ledger,
+    certificate_sha256: Option<String>,
+    meta: &RequestMeta,
+    error: Error,
+) -> Status {
+    let mut entry = entry_for(EntryKind::Refusal, Decision::Refused, None, None, Some(meta));
+    entry.certificate_sha256 = certificate_sha256.unwrap_or_default();
+    entry.rule_ids = vec![error.rule().to_owned()];
+    entry.reason = error.to_string();
+    match ledger.append(entry).await {
+        Ok(_) => error.into(),
+        Err(unavailable) => unavailable.into(),
+    }
+}
+
 /// Runs a handler body for a registered caller; a refusal is logged before it leaves.
 pub async fn answer<Req, Res, F, Fut>(
     ledger: &Ledger,

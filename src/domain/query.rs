@@ -171,12 +171,57 @@ impl Queries {
 
     /// Answers a question, or refuses it with the rule that decides.
     pub async fn query(&self, question: Question) -> Result<Answer, Error> {
-        let policy = self.policy.current();
-        let (purpose, lawful_basis, purpose_rule) = purpose(&policy, &question)?;
-        let records = self.store.records_now().await?;
         let mut entry = question.entry.clone();
-        let neighbourhood = self.neighbourhood(&records, &question, &mut entry).await?;
-        let legitimacy = legitimacy(&question, &neighbourhood)?;
+        match self.answer(&question, &mut entry).await {
+            Err(error) if error.is_refusal() => Err(self.refused(&question, entry, error).await),
+            answered => answered,
+        }
+    }
+
+    /// Writes a refused question's entry with its subject and the persons in scope, as
+    /// far as they were found; returns the refusal (or UNAVAILABLE if it could not be
+    /// written). The subject is the resolved person where the gateway knows the reference,
+    /// and otherwise the reference as asked, adding nothing the request did not carry.
+    async fn refused(&self, question: &Question, mut entry: Entry, error: Error) -> Error {
+        entry.kind = EntryKind::Refusal;
+        entry.decision = Decision::Refused;
+        entry.rule_ids = vec![error.rule().to_owned()];
+        entry.reason = error.to_string();
+        entry.released.clear();
+        entry.withheld.clear();
+        if entry.subject_person_id.is_empty() {
+            match &question.subject {
+                Subject::Person(person) => match self.known_subject(person).await {
+                    Some(resolved) => entry.subject_person_id = resolved,
+                    None => entry.subject_asked = asked(person),
+                },
+                Subject::Search(_) => entry.subject_asked = "search by demographics".into(),
+            }
+        }
+        match self.ledger.append(entry).await {
+            Ok(_) => Error::Recorded(Box::new(error)),
+            Err(unavailable) => unavailable,
+        }
+    }
+
+    /// The resolved person a reference names, if the gateway knows it.
+    async fn known_subject(&self, person: &PersonRef) -> Option<String> {
+        let found = self.store.find_person(person).await.ok().flatten()?;
+        self.store.resolved_person(&found).await.ok()
+    }
+
+    async fn answer(&self, question: &Question, entry: &mut Entry) -> Result<Answer, Error> {
+        let policy = self.policy.current();
+        let (purpose, lawful_basis, purpose_rule) = purpose(&policy, question)?;
+        let records = self.store.records_now().await?;
+        let neighbourhood = self.neighbourhood(&records, question, entry).await?;
+        entry.subject_person_id = neighbourhood.subject.clone();
+        entry.linked_person_ids = neighbourhood
+            .linked
+            .iter()
+            .map(|(p, _, _)| p.clone())
+            .collect();
+        let legitimacy = legitimacy(question, &neighbourhood)?;
         let today = Day::today();
 
         entry.kind = EntryKind::Query;
@@ -185,12 +230,6 @@ impl Queries {
         entry.lawful_basis = lawful_basis.clone();
         entry.policy_version = policy.version().into();
         entry.break_glass = matches!(legitimacy, Legitimacy::BreakGlass);
-        entry.subject_person_id = neighbourhood.subject.clone();
-        entry.linked_person_ids = neighbourhood
-            .linked
-            .iter()
-            .map(|(p, _, _)| p.clone())
-            .collect();
         entry.identity_links = neighbourhood
             .identity
             .values()
@@ -284,7 +323,7 @@ impl Queries {
         let entry_id = entry.entry_id.clone();
         // Fail closed: the answer exists only once its entry is committed.
         let subject_id = entry.subject_person_id.clone();
-        self.ledger.append(entry).await?;
+        self.ledger.append(entry.clone()).await?;
         if matches!(legitimacy, Legitimacy::BreakGlass) {
             // Rule 5: information governance is told of every break-glass access.
             let notices = crate::domain::notify::break_glass(
@@ -376,6 +415,14 @@ impl Queries {
         if let Some((rule, reason)) = &refusal {
             entry.rule_ids.push((*rule).to_owned());
             entry.reason = format!("a query would be refused: {reason}");
+        }
+        if entry.subject_person_id.is_empty()
+            && let Subject::Person(person) = &question.subject
+        {
+            match self.known_subject(person).await {
+                Some(resolved) => entry.subject_person_id = resolved,
+                None => entry.subject_asked = asked(person),
+            }
         }
         let entry_id = entry.entry_id.clone();
         self.ledger.append(entry).await?;
@@ -483,6 +530,15 @@ impl Queries {
                 Err(Error::Recorded(Box::new(refusal)))
             }
         }
+    }
+}
+
+/// A reference as asked, for the log of a refusal about a person the gateway does not
+/// know: the identifier the request carried, nothing more.
+fn asked(person: &PersonRef) -> String {
+    match person {
+        PersonRef::PersonId(id) => format!("person_id:{id}"),
+        PersonRef::Identifier(identifier) => identifier.key(),
     }
 }
 

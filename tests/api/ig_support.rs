@@ -217,3 +217,16 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Every refusal entry of the log, oldest first.
+pub async fn refusal_entries(gateway: &TestGateway) -> Vec<safegate::api::proto::LogEntry> {
+    list(
+        gateway,
+        safegate::api::proto::ListEntriesRequest {
+            kind: "refusal".into(),
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+}

@@ -104,6 +104,14 @@ async fn every_refusal_is_logged_with_who_why_and_which_rule() {
         unregistered.reason
     );
     assert!(unregistered.system_id.is_empty());
+    // The fingerprint is in its own field, not only in the reason text.
+    assert_eq!(unregistered.certificate_sha256.len(), 64);
+    assert!(
+        unregistered
+            .reason
+            .contains(&unregistered.certificate_sha256),
+        "the field and the reason name the same certificate"
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! report and each release are logged.
 
 use safegate::api::proto::{
-    ReleaseForSubjectAccessRequest, Role, SubjectAccessReportRequest, SubjectAccessReportResponse,
+    self, Identifier, IdentifierScheme, PersonRef, Purpose, ReleaseForSubjectAccessRequest, Role, SubjectAccessReportRequest, SubjectAccessReportResponse,
     audit_service_client::AuditServiceClient,
 };
 use tonic::Code;
@@ -171,4 +171,62 @@ async fn a_report_needs_a_person() {
     let nobody = report(&gateway, "no-such-person").await;
     assert!(nobody.disclosures.is_empty());
     assert_eq!(nobody.withheld_count, 0);
+}
+
+#[tokio::test]
+async fn refusals_name_their_subject_and_the_report_lists_them() {
+    let (gateway, case) = with_case().await;
+    let dean = &case.persons["Dean"];
+    // A school with no involvement asks about Dean by his PNC id: refused.
+    let refused = crate::query::query(
+        &gateway,
+        "primary-school",
+        crate::query::asking("DSL-0900", Role::SchoolDsl, Purpose::ChildSafeguarding),
+        crate::query::pnc(safegate::case::DEAN_PNC),
+    )
+    .await
+    .expect_err("no legitimate relationship");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // And about someone nobody knows, by an NHS number.
+    let unknown = crate::query::query(
+        &gateway,
+        "primary-school",
+        crate::query::asking("DSL-0900", Role::SchoolDsl, Purpose::ChildSafeguarding),
+        Some(PersonRef {
+            r#ref: Some(proto::person_ref::Ref::Identifier(Identifier {
+                scheme: IdentifierScheme::NhsNumber.into(),
+                value: "9990000115".into(),
+                namespace: String::new(),
+            })),
+        }),
+    )
+    .await
+    .expect_err("unknown");
+    assert_eq!(unknown.code(), Code::PermissionDenied, "the same refusal");
+
+    let refusals = crate::ig_support::refusal_entries(&gateway).await;
+    let about_dean = refusals
+        .iter()
+        .find(|e| e.subject_person_id == *dean)
+        .expect("the refusal names Dean's resolved person");
+    assert_eq!(about_dean.rule_ids, ["query.no_legitimate_relationship"]);
+    assert!(
+        about_dean.linked_person_ids.contains(&case.persons["Amy"]),
+        "the persons in scope: {:?}",
+        about_dean.linked_person_ids
+    );
+    let about_nobody = refusals
+        .iter()
+        .find(|e| e.subject_asked == "nhs:9990000115")
+        .expect("the reference as asked");
+    assert!(about_nobody.subject_person_id.is_empty());
+
+    let reported = report(&gateway, dean).await;
+    assert!(
+        reported
+            .disclosures
+            .iter()
+            .any(|d| d.entry_id == about_dean.entry_id && d.decision == "refused"),
+        "the subject-access report lists the refusal"
+    );
 }

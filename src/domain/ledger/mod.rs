@@ -116,6 +116,10 @@ pub struct Entry {
     /// or not it was answered (as a trace records every person it matched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search_candidates: Vec<String>,
+    /// For a refusal about a person the gateway does not know: the reference as asked
+    /// (e.g. `nhs:...`), so the decision not to share is recorded against it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject_asked: String,
 }
 
 impl Entry {
@@ -149,6 +153,7 @@ impl Entry {
             trace_id: String::new(),
             identity_links: Vec::new(),
             search_candidates: Vec::new(),
+            subject_asked: String::new(),
         }
     }
 
