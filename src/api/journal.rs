@@ -125,7 +125,13 @@ pub async fn refuse_certificate(
     meta: &RequestMeta,
     error: Error,
 ) -> Status {
-    let mut entry = entry_for(EntryKind::Refusal, Decision::Refused, None, None, Some(meta));
+    let mut entry = entry_for(
+        EntryKind::Refusal,
+        Decision::Refused,
+        None,
+        None,
+        Some(meta),
+    );
     entry.certificate_sha256 = certificate_sha256.unwrap_or_default();
     entry.rule_ids = vec![error.rule().to_owned()];
     entry.reason = error.to_string();

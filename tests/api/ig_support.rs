@@ -48,7 +48,7 @@ fn dean() -> Option<PersonRef> {
     })
 }
 
-async fn query_dean(
+pub async fn query_dean(
     gateway: &TestGateway,
     system: &str,
     context: PractitionerContext,

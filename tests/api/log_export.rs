@@ -2,7 +2,9 @@
 //! the public key alone (and that name an edited line), CSV with stable columns and RFC
 //! 4180 quoting, FHIR R4 AuditEvent NDJSON after IHE BALP; each export logged first.
 
-use safegate::api::proto::{ExportEntriesRequest, ExportFormat, ListEntriesRequest};
+use safegate::api::proto::{
+    ExportEntriesRequest, ExportFormat, ListEntriesRequest, PractitionerContext, Purpose, Role,
+};
 use safegate::domain::ledger::export::CSV_COLUMNS;
 
 use crate::helpers::temp_dir;
@@ -182,7 +184,7 @@ async fn a_csv_export_has_stable_columns_and_rfc_4180_quoting() {
              practitioner_id,role,purpose,lawful_basis,justification,break_glass,\
              subject_person_id,linked_person_ids,released,withheld,rule_ids,policy_version,\
              reason,recipient_system,trace_id,leaf_hash,chain_hash,review_outcome,reviewed_at,\
-             reviewer_id,review_note\r\n"
+             reviewer_id,review_note,formula_escaped_columns\r\n"
         ),
         "{}",
         text.lines().next().unwrap_or_default()
@@ -211,6 +213,43 @@ async fn a_csv_export_has_stable_columns_and_rfc_4180_quoting() {
         .find(|line| line.contains(&entry_id))
         .expect("raw row");
     assert!(raw_line.contains(",\"[{\"\"person_id\"\":"), "{raw_line}");
+    assert_eq!(row[column("formula_escaped_columns")], "");
+}
+
+#[tokio::test]
+async fn a_csv_cell_that_would_run_as_a_formula_is_escaped_and_jsonl_is_not() {
+    let (gateway, _case) = with_case().await;
+    let justification = "=HYPERLINK(\"http://x.example\",\"open\") child seen at night";
+    let answer = crate::ig_support::query_dean(
+        &gateway,
+        "primary-school",
+        PractitionerContext {
+            practitioner_id: "+DSL-0900".into(),
+            role: Role::SchoolDsl.into(),
+            purpose: Purpose::ChildSafeguarding.into(),
+            break_glass: true,
+            justification: justification.into(),
+        },
+    )
+    .await
+    .expect("answered");
+    let text = export(&gateway, everything(ExportFormat::Csv)).await;
+    let records = parse_csv(&text);
+    let column = |name: &str| CSV_COLUMNS.iter().position(|c| *c == name).expect("column");
+    let row = records
+        .iter()
+        .find(|r| r[column("entry_id")] == answer.disclosure_entry_id)
+        .expect("row");
+    assert_eq!(row[column("justification")], format!("'{justification}"));
+    assert_eq!(row[column("practitioner_id")], "'+DSL-0900");
+    assert_eq!(
+        row[column("formula_escaped_columns")],
+        "practitioner_id;justification"
+    );
+    // The JSON-lines export keeps the entry byte for byte (it is what was hashed).
+    let lines = export(&gateway, everything(ExportFormat::Jsonl)).await;
+    assert!(lines.contains("=HYPERLINK("), "the justification is there");
+    assert!(!lines.contains("'=HYPERLINK("), "JSONL is not escaped");
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! report and each release are logged.
 
 use safegate::api::proto::{
-    self, Identifier, IdentifierScheme, PersonRef, Purpose, ReleaseForSubjectAccessRequest, Role, SubjectAccessReportRequest, SubjectAccessReportResponse,
+    self, Identifier, IdentifierScheme, PersonRef, Purpose, ReleaseForSubjectAccessRequest, Role,
+    SubjectAccessReportRequest, SubjectAccessReportResponse,
     audit_service_client::AuditServiceClient,
 };
 use tonic::Code;

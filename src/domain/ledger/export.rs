@@ -336,7 +336,22 @@ pub const CSV_COLUMNS: &[&str] = &[
     "reviewed_at",
     "reviewer_id",
     "review_note",
+    // Which of this row's cells were prefixed with `'` because they would start a
+    // formula in a spreadsheet (OWASP CSV injection): strip that `'` to get the value.
+    "formula_escaped_columns",
 ];
+
+/// What a spreadsheet reads as the start of a formula (OWASP CSV injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Prefixes `'` to a cell a spreadsheet would run as a formula; whether it did.
+fn defuse(cell: &mut String) -> bool {
+    if cell.starts_with(FORMULA_STARTS) {
+        cell.insert(0, '\'');
+        return true;
+    }
+    false
+}
 
 fn csv_header() -> String {
     csv_record(CSV_COLUMNS.iter().map(|c| (*c).to_owned()))
@@ -349,43 +364,47 @@ fn csv_row(stored: &StoredEntry) -> String {
     let facts = |facts: &[crate::domain::ledger::Disclosed]| {
         serde_json::to_string(facts).unwrap_or_default()
     };
-    csv_record(
-        [
-            stored.seq.to_string(),
-            e.entry_id.clone(),
-            e.recorded_at.clone(),
-            e.kind.as_str().to_owned(),
-            e.decision.as_str().to_owned(),
-            e.rpc.clone(),
-            e.agency.clone(),
-            e.system_id.clone(),
-            e.certificate_sha256.clone(),
-            e.practitioner_id.clone(),
-            e.role.clone(),
-            e.purpose.clone(),
-            e.lawful_basis.clone(),
-            e.justification.clone(),
-            e.break_glass.to_string(),
-            e.subject_person_id.clone(),
-            e.linked_person_ids.join(";"),
-            facts(&e.released),
-            facts(&e.withheld),
-            e.rule_ids.join(";"),
-            e.policy_version.clone(),
-            e.reason.clone(),
-            e.recipient_system.clone(),
-            e.trace_id.clone(),
-            stored.leaf_hash.clone(),
-            stored.chain_hash.clone(),
-            review
-                .map(|r| r.outcome.as_str().to_owned())
-                .unwrap_or_default(),
-            review.map(|r| r.reviewed_at.clone()).unwrap_or_default(),
-            review.map(|r| r.reviewer_id.clone()).unwrap_or_default(),
-            review.map(|r| r.note.clone()).unwrap_or_default(),
-        ]
-        .into_iter(),
-    )
+    let mut cells = [
+        stored.seq.to_string(),
+        e.entry_id.clone(),
+        e.recorded_at.clone(),
+        e.kind.as_str().to_owned(),
+        e.decision.as_str().to_owned(),
+        e.rpc.clone(),
+        e.agency.clone(),
+        e.system_id.clone(),
+        e.certificate_sha256.clone(),
+        e.practitioner_id.clone(),
+        e.role.clone(),
+        e.purpose.clone(),
+        e.lawful_basis.clone(),
+        e.justification.clone(),
+        e.break_glass.to_string(),
+        e.subject_person_id.clone(),
+        e.linked_person_ids.join(";"),
+        facts(&e.released),
+        facts(&e.withheld),
+        e.rule_ids.join(";"),
+        e.policy_version.clone(),
+        e.reason.clone(),
+        e.recipient_system.clone(),
+        e.trace_id.clone(),
+        stored.leaf_hash.clone(),
+        stored.chain_hash.clone(),
+        review
+            .map(|r| r.outcome.as_str().to_owned())
+            .unwrap_or_default(),
+        review.map(|r| r.reviewed_at.clone()).unwrap_or_default(),
+        review.map(|r| r.reviewer_id.clone()).unwrap_or_default(),
+        review.map(|r| r.note.clone()).unwrap_or_default(),
+    ];
+    let escaped: Vec<&str> = cells
+        .iter_mut()
+        .zip(CSV_COLUMNS)
+        .filter_map(|(cell, column)| defuse(cell).then_some(*column))
+        .collect();
+    let escaped = escaped.join(";");
+    csv_record(cells.into_iter().chain(std::iter::once(escaped)))
 }
 
 /// One RFC 4180 record: fields holding a comma, double quote, CR or LF are quoted, with
@@ -576,6 +595,20 @@ mod tests {
             record,
             "plain,\"a, b\",\"say \"\"hi\"\"\",\"two\nlines\",\r\n"
         );
+    }
+
+    #[test]
+    fn cells_that_would_start_a_formula_are_defused() {
+        for formula in ["=HYPERLINK(\"x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            let mut cell = formula.to_owned();
+            assert!(defuse(&mut cell), "{formula:?}");
+            assert_eq!(cell, format!("'{formula}"));
+        }
+        for safe in ["plain", "2026-12-01", "", "a=b", "'quoted"] {
+            let mut cell = safe.to_owned();
+            assert!(!defuse(&mut cell), "{safe:?}");
+            assert_eq!(cell, safe);
+        }
     }
 
     #[test]
