@@ -319,7 +319,7 @@ impl Queries {
         }
         entry.rule_ids = rules.into_iter().collect();
 
-        let notes = notes(&indicator_categories, &question, &policy, &legitimacy);
+        let notes = notes(&indicator_categories, question, &policy, &legitimacy);
         let entry_id = entry.entry_id.clone();
         // Fail closed: the answer exists only once its entry is committed.
         let subject_id = entry.subject_person_id.clone();
