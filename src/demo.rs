@@ -15,7 +15,7 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    prepare(&settings)?;
+    let settings = prepare(settings)?;
     let pki_dir = settings.pki_dir.clone();
     let app = Application::build(settings.clone()).await?;
     let addr = app.local_addr();
@@ -47,13 +47,57 @@ fn describe_case(loaded: &case::LoadedCase) -> String {
     )
 }
 
-/// Makes the dev PKI if absent.
-fn prepare(settings: &Settings) -> anyhow::Result<()> {
-    if !settings.registry.exists() {
-        anyhow::bail!(
-            "the agency registry {} is missing: run the demo from the repository root, or set `registry`",
-            settings.registry.display()
+/// The demo's registry and policies, built in so the demo runs from any directory.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("registry.toml", include_str!("../policies/registry.toml")),
+    ("sharing.conf", include_str!("../policies/sharing.conf")),
+    ("sharing.csv", include_str!("../policies/sharing.csv")),
+    (
+        crate::startup::MATCHING_RULES,
+        include_str!("../policies/matching.toml"),
+    ),
+];
+
+/// Finds the registry and policies (or writes the built-in ones into the data dir when
+/// the configured ones are missing, saying so), and makes the dev PKI if absent.
+fn prepare(mut settings: Settings) -> anyhow::Result<Settings> {
+    let policies_present = settings.registry.exists()
+        && BUILT_IN
+            .iter()
+            .skip(1)
+            .all(|(file, _)| settings.policy_dir.join(file).exists());
+    if policies_present {
+        println!(
+            "using the agency registry {} and the policies in {}",
+            settings.registry.display(),
+            settings.policy_dir.display()
         );
+    } else {
+        let dir = settings.data_dir.join("policies");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut written = Vec::new();
+        for (file, text) in BUILT_IN {
+            let path = dir.join(file);
+            if !path.exists() {
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written.push(*file);
+            }
+        }
+        let how = if written.is_empty() {
+            "as an earlier demo wrote them".to_owned()
+        } else {
+            format!("built-in copies written now: {}", written.join(", "))
+        };
+        println!(
+            "{} or the policies in {} are missing here: using the demo's registry and \
+             policies in {} ({how}; edit them there, or set `registry` and `policy_dir`)",
+            settings.registry.display(),
+            settings.policy_dir.display(),
+            dir.display()
+        );
+        settings.registry = dir.join("registry.toml");
+        settings.policy_dir = dir;
     }
     let pki_dir = &settings.pki_dir;
     if !pki_dir.join("ca.pem").exists() {
@@ -61,7 +105,16 @@ fn prepare(settings: &Settings) -> anyhow::Result<()> {
             .with_context(|| format!("creating the dev PKI in {}", pki_dir.display()))?;
         println!("created a development PKI in {}", pki_dir.display());
     }
-    Ok(())
+    let added = pki::add_missing_clients(pki_dir, pki::DEMO_SYSTEMS)
+        .with_context(|| format!("adding client certificates to {}", pki_dir.display()))?;
+    if !added.is_empty() {
+        println!(
+            "issued client certificates from the dev CA in {} for: {}",
+            pki_dir.display(),
+            added.join(", ")
+        );
+    }
+    Ok(settings)
 }
 
 fn instructions(settings: &Settings) -> String {

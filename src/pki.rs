@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -72,7 +72,8 @@ impl Validity {
 
 /// A certificate authority that can issue server and client certificates.
 pub struct CertificateAuthority {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+    issuer: Issuer<'static, KeyPair>,
+    certificate_pem: String,
 }
 
 impl CertificateAuthority {
@@ -89,13 +90,33 @@ impl CertificateAuthority {
         let validity = Validity::days(5 * 365);
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
-        Ok(CertificateAuthority { issuer })
+        let key = KeyPair::generate()?;
+        let certificate_pem = params.self_signed(&key)?.pem();
+        Ok(CertificateAuthority {
+            issuer: Issuer::new(params, key),
+            certificate_pem,
+        })
+    }
+
+    /// The CA a dev PKI directory holds (`ca.pem` and `ca.key`), to issue more from.
+    pub fn load(dir: &Path) -> Result<Self, PkiError> {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|source| PkiError::Write {
+                path: dir.join(name),
+                source,
+            })
+        };
+        let certificate_pem = read("ca.pem")?;
+        let key = KeyPair::from_pem(&read("ca.key")?)?;
+        Ok(CertificateAuthority {
+            issuer: Issuer::from_ca_cert_pem(&certificate_pem, key)?,
+            certificate_pem,
+        })
     }
 
     /// The CA certificate, PEM.
     pub fn certificate_pem(&self) -> String {
-        self.issuer.pem()
+        self.certificate_pem.clone()
     }
 
     /// The CA's private key, PEM.
@@ -220,6 +241,29 @@ pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, P
         ]);
     }
     Ok(written)
+}
+
+/// Issues a client certificate, from the CA in `dir`, to each of `systems` that has none
+/// there yet (a dev PKI made before a system joined the demo registry); returns them.
+pub fn add_missing_clients(dir: &Path, systems: &[&str]) -> Result<Vec<String>, PkiError> {
+    let missing: Vec<String> = systems
+        .iter()
+        .filter(|system| !dir.join(format!("{system}.pem")).exists())
+        .map(|system| (*system).to_owned())
+        .collect();
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    let ca = CertificateAuthority::load(dir)?;
+    for system in &missing {
+        ca.issue_client(system, Validity::days(365))?
+            .write(dir, system)
+            .map_err(|source| PkiError::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+    }
+    Ok(missing)
 }
 
 /// Writes a new checkpoint signing key pair: `checkpoint.key` (private, mode 0600) and

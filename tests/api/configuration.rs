@@ -118,3 +118,84 @@ fn sigterm_drains_and_exits_cleanly() {
     assert!(stderr.contains("draining"), "{stderr}");
     assert!(stderr.contains("gateway stopped"), "{stderr}");
 }
+
+/// Runs `safegate demo` from `cwd` until it has played the walk-through, then stops it;
+/// returns what it printed.
+fn demo_until_ready(cwd: &std::path::Path, data_dir: &std::path::Path) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = safegate(
+        &[
+            "demo",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+    .current_dir(cwd)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => {
+                printed.push_str(&line);
+                printed.push('\n');
+                if line.contains("Press Ctrl-C to stop.") {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    printed
+}
+
+#[test]
+fn the_demo_runs_from_any_directory_and_says_which_policies_it_uses() {
+    let elsewhere = temp_dir("elsewhere");
+    let data = elsewhere.join("data");
+    let printed = demo_until_ready(&elsewhere, &data);
+    assert!(
+        printed.contains("using the demo's registry and policies in")
+            && printed.contains("built-in copies written now"),
+        "{printed}"
+    );
+    assert!(data.join("policies/registry.toml").exists());
+    assert!(data.join("policies/matching.toml").exists());
+    assert!(
+        printed.contains("confirmed by the MASH identity steward"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("6. The IG officer"),
+        "the walk-through finished: {printed}"
+    );
+
+    // A dev PKI made before a system joined the registry gets that system's certificate,
+    // and the policies written the first time are used as they are now.
+    std::fs::remove_file(data.join("pki/mash.pem")).expect("remove");
+    std::fs::remove_file(data.join("pki/mash.key")).expect("remove");
+    let again = demo_until_ready(&elsewhere, &data);
+    assert!(
+        again.contains("issued client certificates from the dev CA") && again.contains("mash"),
+        "{again}"
+    );
+    assert!(again.contains("as an earlier demo wrote them"), "{again}");
+    assert!(again.contains("6. The IG officer"), "{again}");
+}
