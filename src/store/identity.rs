@@ -107,6 +107,18 @@ pub(crate) async fn insert_decision(
     Ok(decision_id)
 }
 
+/// PostgreSQL advisory lock taken by a transaction that matches persons.
+const MATCHING_LOCK: i64 = 0x5AFE_1D00;
+
+/// Serialises matching across gateway processes until the transaction ends.
+pub(crate) async fn lock_matching(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MATCHING_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// A new person resolves to themself until a link joins them to someone.
 pub(crate) async fn add_person(
     conn: &mut AnyConnection,

@@ -136,6 +136,22 @@ impl Store {
             return Ok(decode(&response)?);
         }
 
+        let matches_persons = changes.iter().any(|(_, change)| {
+            matches!(
+                change,
+                Change::Publish(Fact::Person(_))
+                    | Change::Update {
+                        fact: Fact::Person(_),
+                        ..
+                    }
+            )
+        });
+        if matches_persons && self.backend == Backend::Postgres {
+            // One matcher at a time across processes, so two agencies publishing the same
+            // person together do not each miss the other (SQLite has one writer anyway).
+            // Taken before any notice lock, always in this order.
+            identity::lock_matching(&mut tx).await?;
+        }
         let at = now();
         let mut receipts = Vec::with_capacity(changes.len());
         let mut notices_added = false;
