@@ -12,11 +12,13 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::Error;
 
+mod bound;
 mod identity;
 mod ledger;
 mod notices;
 mod read_cache;
 mod records;
+pub use bound::BoundRow;
 pub use identity::{IdentityLogItem, NameShares};
 pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};
 pub use notices::StoredNotice;

@@ -4,6 +4,7 @@
 
 mod appender;
 pub mod audit;
+pub mod bound;
 pub mod checkpoint;
 pub mod export;
 mod fhir;
