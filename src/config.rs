@@ -21,6 +21,8 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("tls_cert", None),
     ("tls_key", None),
     ("checkpoint_key", None),
+    ("log_origin", Some("safegate.local/disclosure-log")),
+    ("witness_policy", None),
     ("log_format", Some("pretty")),
     ("log_filter", Some("info")),
     ("health_interval_ms", Some("2000")),
@@ -81,6 +83,11 @@ pub struct Settings {
     pub tls_key: PathBuf,
     /// Ed25519 PKCS#8 PEM key that signs disclosure-log checkpoints.
     pub checkpoint_key: PathBuf,
+    /// The disclosure log's name: its checkpoints' origin line and the key name of
+    /// their signature (C2SP tlog-checkpoint), which witnesses know it by.
+    pub log_origin: String,
+    /// The witness policy file (witnesses, quorum, lag bound); unset: no witnesses.
+    pub witness_policy: Option<PathBuf>,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub health_interval: Duration,
@@ -200,6 +207,14 @@ impl Layers {
         let checkpoint_key = self
             .optional("checkpoint_key", non_empty_path)?
             .unwrap_or_else(|| pki_dir.join("checkpoint.key"));
+        let log_origin = self.parse("log_origin", |v| {
+            if crate::domain::ledger::note::valid_name(v) {
+                Ok(v.to_owned())
+            } else {
+                Err("expected a name without spaces or `+`, such as county.example/safegate".into())
+            }
+        })?;
+        let witness_policy = self.optional("witness_policy", non_empty_path)?;
         let log_format = self.parse("log_format", |v| match v {
             "pretty" => Ok(LogFormat::Pretty),
             "json" => Ok(LogFormat::Json),
@@ -227,6 +242,8 @@ impl Layers {
             tls_cert,
             tls_key,
             checkpoint_key,
+            log_origin,
+            witness_policy,
             log_format,
             log_filter,
             health_interval,

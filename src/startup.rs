@@ -79,8 +79,7 @@ impl Application {
                 matching.display()
             )
         })?;
-        let signer = CheckpointSigner::load(&settings.checkpoint_key)
-            .context("loading the checkpoint signing key (`checkpoint_key`)")?;
+        let signer = checkpoint_signer(&settings)?;
         let store = Store::connect(&settings.database_url, settings.database_max_connections)
             .await
             .context("opening the database (`database_url`)")?;
@@ -231,6 +230,14 @@ impl Application {
         tracing::info!("gateway stopped");
         result
     }
+}
+
+/// The checkpoint signing key (`checkpoint_key`), signing as the log named `log_origin`.
+pub fn checkpoint_signer(settings: &Settings) -> anyhow::Result<CheckpointSigner> {
+    CheckpointSigner::load(&settings.checkpoint_key)
+        .context("loading the checkpoint signing key (`checkpoint_key`)")?
+        .with_origin(&settings.log_origin)
+        .context("`log_origin` is not a valid checkpoint origin")
 }
 
 /// Keeps the health service in step with the database: NOT_SERVING while it cannot be

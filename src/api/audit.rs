@@ -242,11 +242,8 @@ fn export_filters(request: &ExportEntriesRequest) -> ListEntriesRequest {
 
 fn signed(checkpoint: Checkpoint, public_key: &[u8]) -> proto::SignedCheckpoint {
     proto::SignedCheckpoint {
-        signed_text: Checkpoint::signed_text(
-            checkpoint.tree_size,
-            &checkpoint.root,
-            &checkpoint.signed_at,
-        ),
+        signed_text: checkpoint.text(),
+        note: checkpoint.note().unwrap_or_default(),
         tree_size: checkpoint.tree_size,
         root_hash: checkpoint.root.to_vec(),
         signed_at: checkpoint.signed_at,

@@ -19,7 +19,7 @@ use crate::domain::ledger::audit::verify_store;
 use crate::domain::ledger::checkpoint::public_key_from_pem;
 use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export};
 use crate::domain::ledger::verify::{Mismatch, Verified};
-use crate::domain::ledger::{CheckpointSigner, Decision, Entry, EntryKind, Ledger};
+use crate::domain::ledger::{Decision, Entry, EntryKind, Ledger};
 use crate::store::{EntryFilter, Store, StoredEntry};
 
 /// Exit status when the log (or an export) fails verification.
@@ -187,10 +187,8 @@ async fn open(settings: &Settings) -> anyhow::Result<Ledger> {
     store.probe().await.context(
         "the database holds no safegate disclosure log: check `data_dir` / `database_url`",
     )?;
-    let signer = CheckpointSigner::load(&settings.checkpoint_key).context(
-        "loading the checkpoint signing key (`checkpoint_key`): the CLI signs the entry \
-         recording its own use of the log",
-    )?;
+    let signer = crate::startup::checkpoint_signer(settings)
+        .context("the CLI signs the entry recording its own use of the log")?;
     Ok(Ledger::start(store, signer))
 }
 

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod export;
 mod fhir;
 pub mod merkle;
+pub mod note;
 pub mod review;
 pub mod subject_access;
 pub mod verify;
