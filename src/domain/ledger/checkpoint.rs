@@ -154,14 +154,7 @@ impl std::fmt::Debug for CheckpointSigner {
 impl CheckpointSigner {
     /// Loads a PKCS#8 PEM private key (as `safegate pki init` writes `checkpoint.key`).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let der = pem_body(&pem, "PRIVATE KEY").ok_or_else(|| KeyError::Format(path.to_owned()))?;
-        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
-            .map_err(|_| KeyError::Format(path.to_owned()))?;
-        Ok(Self::from_key(key))
+        load_key(path).map(Self::from_key)
     }
 
     fn from_key(key: Ed25519KeyPair) -> Self {
@@ -230,6 +223,16 @@ impl CheckpointSigner {
     pub fn public_key(&self) -> Vec<u8> {
         self.key.public_key().as_ref().to_vec()
     }
+}
+
+/// Loads an Ed25519 PKCS#8 PEM private key (a checkpoint key, or a witness's key).
+pub fn load_key(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let der = pem_body(&pem, "PRIVATE KEY").ok_or_else(|| KeyError::Format(path.to_owned()))?;
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|_| KeyError::Format(path.to_owned()))
 }
 
 /// Hex SHA-256 of a raw public key.
