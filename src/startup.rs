@@ -29,6 +29,7 @@ use crate::api::resolution::ResolutionApi;
 use crate::config::Settings;
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
+use crate::domain::ledger::witnessing::{Cosigner, WitnessHealth, WitnessPolicy};
 use crate::domain::ledger::{CheckpointSigner, Ledger};
 use crate::domain::notify::Deliveries;
 use crate::domain::policy::PolicyHolder;
@@ -54,6 +55,8 @@ pub struct Application {
     policy: Arc<PolicyHolder>,
     rules: Arc<MatchRules>,
     settings: Settings,
+    /// Whether witness cosigning lags (`None` without a witness policy).
+    witness_health: Option<Arc<WitnessHealth>>,
 }
 
 impl Application {
@@ -89,6 +92,23 @@ impl Application {
         log_pending(&store, &ledger, None)
             .await
             .context("writing pending identity decisions to the disclosure log")?;
+        // Witnessing runs beside the append path: disclosures never wait for a witness.
+        let witness_health = match &settings.witness_policy {
+            Some(path) => {
+                let policy = WitnessPolicy::load(path).map_err(|reason| {
+                    anyhow::anyhow!(
+                        "witness policy {} (`witness_policy`): {reason}",
+                        path.display()
+                    )
+                })?;
+                Some(Cosigner::start(
+                    store.clone(),
+                    Arc::new(policy),
+                    registry.systems_with_role(crate::domain::Role::IgOfficer),
+                ))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
@@ -109,6 +129,7 @@ impl Application {
             policy: Arc::new(policy),
             rules: Arc::new(rules),
             settings,
+            witness_health,
         })
     }
 
@@ -120,6 +141,11 @@ impl Application {
     /// The disclosure ledger.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Whether witness cosigning lags, when a witness policy is configured.
+    pub fn witness_health(&self) -> Option<Arc<WitnessHealth>> {
+        self.witness_health.clone()
     }
 
     /// The database the gateway uses.
@@ -142,6 +168,7 @@ impl Application {
             self.store.clone(),
             reporter,
             self.settings.health_interval,
+            self.witness_health.clone(),
         ));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -241,13 +268,32 @@ pub fn checkpoint_signer(settings: &Settings) -> anyhow::Result<CheckpointSigner
 }
 
 /// Keeps the health service in step with the database: NOT_SERVING while it cannot be
-/// reached, SERVING once it can. Logs each transition once.
-async fn watch_database(store: Store, reporter: HealthReporter, interval: Duration) {
+/// reached, SERVING once it can. Logs each transition once. Witness cosigning that lags
+/// is a warning, logged on each change, and never NOT_SERVING: disclosures go on.
+async fn watch_database(
+    store: Store,
+    reporter: HealthReporter,
+    interval: Duration,
+    witnesses: Option<Arc<WitnessHealth>>,
+) {
     let mut last: Option<ServingStatus> = None;
+    let mut warned = false;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let lagging = witnesses.as_ref().is_some_and(|w| w.lagging());
+        if lagging != warned {
+            if lagging {
+                tracing::warn!(
+                    quorum_size = witnesses.as_ref().map_or(0, |w| w.quorum_size()),
+                    "health WARNING: witness cosigning lags beyond the policy's bound (still SERVING)"
+                );
+            } else {
+                tracing::info!("health: witness cosigning caught up");
+            }
+            warned = lagging;
+        }
         let status = match store.probe().await {
             Ok(()) => ServingStatus::Serving,
             Err(error) => {

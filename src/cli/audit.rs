@@ -18,7 +18,9 @@ use crate::config::{Layers, Settings};
 use crate::domain::ledger::audit::verify_store;
 use crate::domain::ledger::checkpoint::public_key_from_pem;
 use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export};
+use crate::domain::ledger::note::{self, Vkey};
 use crate::domain::ledger::verify::{Mismatch, Verified};
+use crate::domain::ledger::witnessing::{WitnessPolicy, check_witnessed};
 use crate::domain::ledger::{Decision, Entry, EntryKind, Ledger};
 use crate::store::{EntryFilter, Store, StoredEntry};
 
@@ -173,7 +175,7 @@ pub async fn run(command: AuditCommand, settings: &Settings) -> anyhow::Result<E
     let ledger = open(settings).await?;
     match command {
         AuditCommand::List(args) => list(&ledger, &args).await,
-        AuditCommand::Verify(args) => verify(&ledger, args.public_key.as_deref()).await,
+        AuditCommand::Verify(args) => verify(&ledger, args.public_key.as_deref(), settings).await,
         AuditCommand::Export(args) => export(&ledger, &args).await,
         AuditCommand::Sar(args) => sar(&ledger, &args.person).await,
     }
@@ -310,12 +312,45 @@ fn tampered(mismatch: &Mismatch) -> ExitCode {
     ExitCode::from(EXIT_TAMPERED)
 }
 
-async fn verify(ledger: &Ledger, public_key: Option<&Path>) -> anyhow::Result<ExitCode> {
+async fn verify(
+    ledger: &Ledger,
+    public_key: Option<&Path>,
+    settings: &Settings,
+) -> anyhow::Result<ExitCode> {
     let key = match public_key {
         Some(path) => public_key_file(path)?,
         None => ledger.public_key().to_vec(),
     };
-    let (outcome, _) = verify_store(ledger.store(), &key).await?;
+    let (outcome, checkpoint) = verify_store(ledger.store(), &key).await?;
+    // The log verified against its own checkpoints; now against what the witnesses hold,
+    // which its operator cannot remove.
+    let mut witnessed = None;
+    let outcome = match (outcome, &settings.witness_policy) {
+        (Ok(done), Some(path)) => {
+            let policy = WitnessPolicy::load(path).map_err(|reason| {
+                anyhow::anyhow!(
+                    "witness policy {} (`witness_policy`): {reason}",
+                    path.display()
+                )
+            })?;
+            let log_key = Vkey {
+                name: checkpoint
+                    .as_ref()
+                    .and_then(|c| c.origin())
+                    .unwrap_or_else(|| settings.log_origin.clone()),
+                signature_type: note::ED25519_TYPE,
+                public_key: key.clone(),
+            };
+            match check_witnessed(ledger.store(), &policy, checkpoint.as_ref(), &log_key).await? {
+                Ok(seen) => {
+                    witnessed = Some(seen);
+                    Ok(done)
+                }
+                Err(mismatch) => Err(mismatch),
+            }
+        }
+        (outcome, _) => outcome,
+    };
     let mut read = operator_entry("verify", EntryKind::LogRead);
     read.rule_ids = vec!["audit.verify".into()];
     read.reason = match &outcome {
@@ -327,7 +362,22 @@ async fn verify(ledger: &Ledger, public_key: Option<&Path>) -> anyhow::Result<Ex
     };
     let logged = ledger.append(read).await;
     match (outcome, logged) {
-        (Ok(done), Ok(_)) => Ok(verified(&done)),
+        (Ok(done), Ok(_)) => {
+            let status = verified(&done);
+            if let Some(seen) = witnessed {
+                println!(
+                    "witnessed: {} entries cosigned by a quorum of {} ({})",
+                    seen.quorum_size,
+                    seen.quorum,
+                    seen.witnesses
+                        .iter()
+                        .map(|(name, size)| format!("{name} at {size}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(status)
+        }
         (Ok(_), Err(error)) => Err(error).context("recording the verification in the log"),
         (Err(mismatch), logged) => {
             if let Err(error) = logged {

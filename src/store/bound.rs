@@ -138,3 +138,77 @@ impl Store {
         Ok(bound)
     }
 }
+
+/// A witness's cosignature of one checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCosignature {
+    pub witness: String,
+    pub tree_size: u64,
+    /// Hex root.
+    pub root_hash: String,
+    /// The signature line, with its newline.
+    pub cosignature: String,
+    pub cosigned_at: u64,
+}
+
+impl Store {
+    /// Keeps a witness's cosignature (once per witness and size).
+    pub async fn add_cosignature(&self, cosignature: &StoredCosignature) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO checkpoint_cosignature (witness, tree_size, root_hash, cosignature, \
+             cosigned_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&cosignature.witness)
+        .bind(cosignature.tree_size as i64)
+        .bind(&cosignature.root_hash)
+        .bind(&cosignature.cosignature)
+        .bind(cosignature.cosigned_at.min(i64::MAX as u64) as i64)
+        .execute(&self.writer)
+        .await
+        .map_err(database_error)?;
+        Ok(())
+    }
+
+    /// The largest size each witness has cosigned, by witness name.
+    pub async fn cosigned_sizes(&self) -> Result<Vec<(String, u64)>, Error> {
+        let rows = sqlx::query(
+            "SELECT witness, MAX(tree_size) FROM checkpoint_cosignature GROUP BY witness",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter()
+            .map(|row| {
+                let size: i64 = row.try_get(1)?;
+                Ok((row.try_get(0)?, size as u64))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(database_error)
+    }
+
+    /// The cosignatures of the checkpoint of `tree_size`.
+    pub async fn cosignatures_at(&self, tree_size: u64) -> Result<Vec<StoredCosignature>, Error> {
+        let rows = sqlx::query(
+            "SELECT witness, tree_size, root_hash, cosignature, cosigned_at \
+             FROM checkpoint_cosignature WHERE tree_size = $1 ORDER BY witness",
+        )
+        .bind(tree_size as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter()
+            .map(|row| {
+                let size: i64 = row.try_get(1)?;
+                let at: i64 = row.try_get(4)?;
+                Ok(StoredCosignature {
+                    witness: row.try_get(0)?,
+                    tree_size: size as u64,
+                    root_hash: row.try_get(2)?,
+                    cosignature: row.try_get(3)?,
+                    cosigned_at: at as u64,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(database_error)
+    }
+}

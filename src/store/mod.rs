@@ -19,7 +19,7 @@ mod notices;
 mod read_cache;
 mod records;
 mod witness;
-pub use bound::BoundRow;
+pub use bound::{BoundRow, StoredCosignature};
 pub use identity::{IdentityLogItem, NameShares};
 pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};
 pub use notices::StoredNotice;

@@ -143,6 +143,9 @@ pub struct TestGateway {
     store: safegate::store::Store,
     data_dir: PathBuf,
     policy_dir: PathBuf,
+    witness_policy: Option<PathBuf>,
+    /// Whether witness cosigning lags, when the gateway has a witness policy.
+    pub witness_health: Option<Arc<safegate::domain::ledger::witnessing::WitnessHealth>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -168,6 +171,22 @@ pub async fn spawn_gateway_with_policy(policy_dir: &Path) -> TestGateway {
     .await
 }
 
+/// Starts a gateway on `pki` (made first, so witnesses can trust its log key) and a fresh
+/// database, sending its checkpoints to the witnesses of `witness_policy`.
+pub async fn spawn_witnessed_gateway(pki: TestPki, witness_policy: PathBuf) -> TestGateway {
+    init_process();
+    let data_dir = temp_dir("data");
+    let database = TestDatabase::create(&data_dir).await;
+    start_with(
+        std::sync::Arc::new(pki),
+        database,
+        data_dir,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).to_owned(),
+        Some(witness_policy),
+    )
+    .await
+}
+
 /// Runs a gateway on an existing PKI and database.
 async fn start(
     pki: std::sync::Arc<TestPki>,
@@ -175,8 +194,22 @@ async fn start(
     data_dir: PathBuf,
     policy_dir: PathBuf,
 ) -> TestGateway {
+    start_with(pki, database, data_dir, policy_dir, None).await
+}
+
+async fn start_with(
+    pki: std::sync::Arc<TestPki>,
+    database: TestDatabase,
+    data_dir: PathBuf,
+    policy_dir: PathBuf,
+    witness_policy: Option<PathBuf>,
+) -> TestGateway {
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/registry.toml");
     let settings = Layers::defaults()
+        .flag(
+            "witness_policy",
+            witness_policy.as_ref().map(|p| p.display().to_string()),
+        )
         .flag("listen_addr", Some("127.0.0.1:0".into()))
         .flag("data_dir", Some(data_dir.display().to_string()))
         .flag("database_url", Some(database.url()))
@@ -190,6 +223,7 @@ async fn start(
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
     let store = app.store().clone();
+    let witness_health = app.witness_health();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -201,6 +235,8 @@ async fn start(
         store,
         data_dir,
         policy_dir,
+        witness_policy,
+        witness_health,
         shutdown: Some(tx),
         handle: Some(handle),
     }
@@ -210,13 +246,19 @@ impl TestGateway {
     /// A second gateway on the same database, PKI and policy, as a second process of one
     /// deployment would be (it shares nothing in memory with this one).
     pub async fn another_on_the_same_database(&self) -> TestGateway {
-        start(
+        start_with(
             std::sync::Arc::clone(&self.pki),
             self.database.clone(),
             self.data_dir.clone(),
             self.policy_dir.clone(),
+            self.witness_policy.clone(),
         )
         .await
+    }
+
+    /// The gateway's store (its own pool on the test database).
+    pub fn store(&self) -> &safegate::store::Store {
+        &self.store
     }
 
     /// Stops this gateway abruptly (no drain) and starts a new process-equivalent on the
@@ -235,11 +277,12 @@ impl TestGateway {
                 file: PathBuf::new(),
             },
         );
-        start(
+        start_with(
             pki,
             database,
             self.data_dir.clone(),
             self.policy_dir.clone(),
+            self.witness_policy.clone(),
         )
         .await
     }

@@ -22,3 +22,4 @@ mod reflection;
 mod resolution;
 mod subject_access;
 mod transport;
+mod witness;

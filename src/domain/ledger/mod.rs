@@ -13,6 +13,7 @@ pub mod note;
 pub mod review;
 pub mod subject_access;
 pub mod verify;
+pub mod witnessing;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
