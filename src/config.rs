@@ -391,6 +391,21 @@ mod tests {
     }
 
     #[test]
+    fn a_log_origin_must_be_a_valid_key_name() {
+        let err = Layers::defaults()
+            .flag("log_origin", Some("county council log".into()))
+            .resolve()
+            .expect_err("rejected");
+        assert_eq!(err.key, "log_origin");
+        let settings = Layers::defaults()
+            .flag("log_origin", Some("county.example/safegate".into()))
+            .resolve()
+            .expect("resolves");
+        assert_eq!(settings.log_origin, "county.example/safegate");
+        assert_eq!(settings.witness_policy, None);
+    }
+
+    #[test]
     fn database_urls_must_name_a_supported_backend() {
         let err = Layers::defaults()
             .flag("database_url", Some("mysql://localhost/db".into()))

@@ -87,6 +87,8 @@ impl Application {
             .await
             .context("opening the database (`database_url`)")?;
         store.migrate().await.context("migrating the database")?;
+        // What witnesses are configured with to trust this log's checkpoints.
+        let log_vkey = signer.vkey().render();
         let ledger = Ledger::start(store.clone(), signer);
         // Identity decisions committed before a crash, whose entries were not written yet.
         log_pending(&store, &ledger, None)
@@ -117,6 +119,7 @@ impl Application {
             %local_addr,
             backend = ?store.backend(),
             systems = registry.len(),
+            %log_vkey,
             "gateway ready"
         );
         Ok(Application {

@@ -654,3 +654,32 @@ async fn a_truncated_tail_with_its_checkpoints_deleted_is_caught_by_the_witnesse
     assert!(said.contains("tail was removed"), "{said}");
     assert!(said.contains(&format!("{size} entries")), "{said}");
 }
+
+#[tokio::test]
+async fn witness_keygen_writes_a_key_and_prints_its_cosignature_vkey() {
+    let dir = temp_dir("keygen");
+    let key = dir.join("witness.key");
+    let path = key.display().to_string();
+    let output = safegate(&[
+        "witness",
+        "keygen",
+        "--key",
+        &path,
+        "--name",
+        "la.example/w1",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::ig_support::stderr(&output)
+    );
+    let vkey = Vkey::parse(stdout(&output).trim()).expect("a vkey is printed");
+    assert_eq!(vkey.name, "la.example/w1");
+    assert_eq!(
+        vkey.signature_type,
+        safegate::domain::ledger::note::COSIGNATURE_TYPE
+    );
+    // A key is never replaced.
+    let again = safegate(&["witness", "keygen", "--key", &path]);
+    assert!(!again.status.success());
+}
