@@ -21,6 +21,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("tls_cert", None),
     ("tls_key", None),
     ("checkpoint_key", None),
+    ("checkpoint_key_previous", None),
     ("log_origin", Some("safegate.local/disclosure-log")),
     ("witness_policy", None),
     ("log_format", Some("pretty")),
@@ -83,6 +84,10 @@ pub struct Settings {
     pub tls_key: PathBuf,
     /// Ed25519 PKCS#8 PEM key that signs disclosure-log checkpoints.
     pub checkpoint_key: PathBuf,
+    /// The key `checkpoint_key` replaces: while the log's latest checkpoint is still
+    /// this key's, start-up records the change in the log (under this key) before the
+    /// new key signs anything.
+    pub checkpoint_key_previous: Option<PathBuf>,
     /// The disclosure log's name: its checkpoints' origin line and the key name of
     /// their signature (C2SP tlog-checkpoint), which witnesses know it by.
     pub log_origin: String,
@@ -207,6 +212,7 @@ impl Layers {
         let checkpoint_key = self
             .optional("checkpoint_key", non_empty_path)?
             .unwrap_or_else(|| pki_dir.join("checkpoint.key"));
+        let checkpoint_key_previous = self.optional("checkpoint_key_previous", non_empty_path)?;
         let log_origin = self.parse("log_origin", |v| {
             if crate::domain::ledger::note::valid_name(v) {
                 Ok(v.to_owned())
@@ -242,6 +248,7 @@ impl Layers {
             tls_cert,
             tls_key,
             checkpoint_key,
+            checkpoint_key_previous,
             log_origin,
             witness_policy,
             log_format,

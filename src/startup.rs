@@ -29,6 +29,7 @@ use crate::api::resolution::ResolutionApi;
 use crate::config::Settings;
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
+use crate::domain::ledger::rotation::rotate;
 use crate::domain::ledger::witnessing::{Cosigner, WitnessHealth, WitnessPolicy};
 use crate::domain::ledger::{CheckpointSigner, Ledger};
 use crate::domain::notify::Deliveries;
@@ -87,6 +88,19 @@ impl Application {
             .await
             .context("opening the database (`database_url`)")?;
         store.migrate().await.context("migrating the database")?;
+        // A new checkpoint key: the change is recorded under the old key first.
+        if let Some(path) = &settings.checkpoint_key_previous {
+            let previous = CheckpointSigner::load(path)
+                .context("loading the previous checkpoint key (`checkpoint_key_previous`)")?
+                .with_origin(&settings.log_origin)
+                .context("`log_origin` is not a valid checkpoint origin")?;
+            if let Some(seq) = rotate(&store, &previous, &signer)
+                .await
+                .context("recording the checkpoint key change (`checkpoint_key_previous`)")?
+            {
+                tracing::info!(seq, key_id = %signer.key_id(), "checkpoint key changed; the change is log entry {seq}");
+            }
+        }
         // What witnesses are configured with to trust this log's checkpoints.
         let log_vkey = signer.vkey().render();
         let ledger = Ledger::start(store.clone(), signer);

@@ -144,6 +144,8 @@ pub struct TestGateway {
     data_dir: PathBuf,
     policy_dir: PathBuf,
     witness_policy: Option<PathBuf>,
+    /// Settings beyond the defaults (key, value), kept across restarts.
+    extra_settings: Vec<(String, String)>,
     /// Whether witness cosigning lags, when the gateway has a witness policy.
     pub witness_health: Option<Arc<safegate::domain::ledger::witnessing::WitnessHealth>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -183,6 +185,7 @@ pub async fn spawn_witnessed_gateway(pki: TestPki, witness_policy: PathBuf) -> T
         data_dir,
         Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).to_owned(),
         Some(witness_policy),
+        Vec::new(),
     )
     .await
 }
@@ -194,7 +197,7 @@ async fn start(
     data_dir: PathBuf,
     policy_dir: PathBuf,
 ) -> TestGateway {
-    start_with(pki, database, data_dir, policy_dir, None).await
+    start_with(pki, database, data_dir, policy_dir, None, Vec::new()).await
 }
 
 async fn start_with(
@@ -203,9 +206,14 @@ async fn start_with(
     data_dir: PathBuf,
     policy_dir: PathBuf,
     witness_policy: Option<PathBuf>,
+    extra_settings: Vec<(String, String)>,
 ) -> TestGateway {
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/registry.toml");
-    let settings = Layers::defaults()
+    let mut layers = Layers::defaults();
+    for (key, value) in &extra_settings {
+        layers = layers.flag(key, Some(value.clone()));
+    }
+    let settings = layers
         .flag(
             "witness_policy",
             witness_policy.as_ref().map(|p| p.display().to_string()),
@@ -236,6 +244,7 @@ async fn start_with(
         data_dir,
         policy_dir,
         witness_policy,
+        extra_settings,
         witness_health,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -252,6 +261,29 @@ impl TestGateway {
             self.data_dir.clone(),
             self.policy_dir.clone(),
             self.witness_policy.clone(),
+            self.extra_settings.clone(),
+        )
+        .await
+    }
+
+    /// Stops this gateway (drained) and starts it again on the same PKI and database with
+    /// `settings` added, as an operator changing its configuration would.
+    pub async fn restart_with(mut self, settings: &[(&str, String)]) -> TestGateway {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+        let mut extra = self.extra_settings.clone();
+        extra.extend(settings.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        start_with(
+            std::sync::Arc::clone(&self.pki),
+            self.database.clone(),
+            self.data_dir.clone(),
+            self.policy_dir.clone(),
+            self.witness_policy.clone(),
+            extra,
         )
         .await
     }
@@ -283,6 +315,7 @@ impl TestGateway {
             self.data_dir.clone(),
             self.policy_dir.clone(),
             self.witness_policy.clone(),
+            self.extra_settings.clone(),
         )
         .await
     }

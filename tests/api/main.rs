@@ -13,6 +13,7 @@ mod configuration;
 mod durability;
 mod health;
 mod identity;
+mod key_rotation;
 mod ledger;
 mod log_export;
 mod notifications;

@@ -9,6 +9,7 @@ use crate::domain::ledger::merkle::Hash;
 use crate::domain::ledger::review::{
     Annotation, BreakGlassReview, RELEASE_RULE, REVIEW_RULE, ReviewOutcome, SubjectAccessRelease,
 };
+use crate::domain::ledger::rotation::KeyChanges;
 use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
 use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::domain::{Practitioner, Purpose, Role};
@@ -343,9 +344,10 @@ pub async fn verify_store(
     let mut verifier = Verifier::new();
     let mut outcome = None;
     let mut stray = Vec::new();
+    let mut changes = KeyChanges::default();
     while let Some(page) = received.recv().await {
         match page {
-            Ok(page) => match check_page(&mut verifier, &mut bound, page) {
+            Ok(page) => match check_page(&mut verifier, &mut bound, &mut changes, page) {
                 Ok(seqs) => stray.extend(seqs),
                 Err(mismatch) => {
                     outcome = Some(Err(mismatch));
@@ -359,8 +361,21 @@ pub async fn verify_store(
         }
     }
     reader.abort();
+    // The latest checkpoint verifies with the key given, or with the key the log's
+    // recorded key changes lead to from it.
+    let key = match &checkpoint {
+        Some(latest) if !latest.verify(public_key) => changes.in_force(public_key),
+        _ => public_key.to_vec(),
+    };
+    let outcome = match (outcome, &checkpoint) {
+        (None, Some(latest)) => match changes.check(store, latest).await? {
+            Ok(()) => None,
+            Err(mismatch) => Some(Err(mismatch)),
+        },
+        (outcome, _) => outcome,
+    };
     let outcome = outcome.unwrap_or_else(|| {
-        let verified = verifier.finish(checkpoint.as_ref(), public_key)?;
+        let verified = verifier.finish(checkpoint.as_ref(), &key)?;
         bound.finish(verified.entries)?;
         match stray.into_iter().min() {
             None => Ok(verified),
@@ -388,6 +403,7 @@ struct Page {
 fn check_page(
     verifier: &mut Verifier,
     bound: &mut BoundTables,
+    changes: &mut KeyChanges,
     page: Page,
 ) -> Result<Vec<u64>, Mismatch> {
     let mut persons: HashMap<u64, Vec<String>> = HashMap::new();
@@ -396,6 +412,7 @@ fn check_page(
     }
     for row in &page.rows {
         let entry = verifier.push_row(row)?;
+        changes.push(row.seq, &entry)?;
         bound.check(
             row.seq,
             &entry,

@@ -11,6 +11,7 @@ mod fhir;
 pub mod merkle;
 pub mod note;
 pub mod review;
+pub mod rotation;
 pub mod subject_access;
 pub mod verify;
 pub mod witnessing;
@@ -38,6 +39,9 @@ vocabulary! {
         /// An identity decision (a link on demographics, a review task, a steward's
         /// confirmation, rejection or split) or a steward's view of identity details.
         Identity => "identity",
+        /// The checkpoint signing key changed: checkpoints of sizes after this entry are
+        /// signed by the new key.
+        KeyChange => "key_change",
     }
 }
 
@@ -81,6 +85,16 @@ pub struct LinkUsed {
     pub rules_version: String,
 }
 
+/// A change of the checkpoint signing key, recorded in the log: the entry's own checkpoint
+/// is the old key's last, and every checkpoint of a larger size is the new key's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyChange {
+    /// The key that signed up to this entry: its C2SP vkey.
+    pub old_key: String,
+    /// The key that signs after it: its C2SP vkey.
+    pub new_key: String,
+}
+
 /// A disclosure-log entry. Its canonical encoding (compact JSON, fields in this order) is
 /// what is hashed; empty strings stand for "not applicable".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +133,10 @@ pub struct Entry {
     /// or not it was answered (as a trace records every person it matched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search_candidates: Vec<String>,
+    /// For a key change: the old and the new checkpoint key. Left out when empty, so
+    /// other entries hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_change: Option<KeyChange>,
 }
 
 impl Entry {
@@ -152,6 +170,7 @@ impl Entry {
             trace_id: String::new(),
             identity_links: Vec::new(),
             search_candidates: Vec::new(),
+            key_change: None,
         }
     }
 
