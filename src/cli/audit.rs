@@ -375,6 +375,14 @@ async fn verify(
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+                if seen.witnesses.len() < seen.quorum {
+                    println!(
+                        "WARNING: only {} of the {} witnesses a quorum needs could be asked or \
+                         had cosigned: a log cut short since would not be caught",
+                        seen.witnesses.len(),
+                        seen.quorum
+                    );
+                }
             }
             Ok(status)
         }

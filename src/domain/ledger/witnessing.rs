@@ -630,3 +630,87 @@ async fn stored_cosigned(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vkey(name: &str, signature_type: u8) -> String {
+        Vkey {
+            name: name.into(),
+            signature_type,
+            public_key: vec![7; 32],
+        }
+        .render()
+    }
+
+    fn policy(quorum: usize, witnesses: &[(&str, &str, String)]) -> String {
+        let mut text = format!("quorum = {quorum}\nmax_lag_secs = 5\n");
+        for (name, url, vkey) in witnesses {
+            text.push_str(&format!(
+                "[[witness]]\nname = \"{name}\"\nurl = \"{url}\"\nvkey = \"{vkey}\"\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_witness_policy_names_what_is_wrong_with_it() {
+        let a = (
+            "a.example/w",
+            "http://127.0.0.1:1",
+            vkey("a.example/w", note::COSIGNATURE_TYPE),
+        );
+        let b = (
+            "b.example/w",
+            "http://127.0.0.1:2/",
+            vkey("b.example/w", note::COSIGNATURE_TYPE),
+        );
+        let parsed = WitnessPolicy::parse(&policy(2, &[a.clone(), b.clone()])).expect("valid");
+        assert_eq!(parsed.quorum, 2);
+        assert_eq!(parsed.max_lag, Duration::from_secs(5));
+        assert_eq!(parsed.witnesses[1].url, "http://127.0.0.1:2");
+        assert_eq!(parsed.quorum_size(&[9, 4]), 4);
+        assert_eq!(parsed.quorum_size(&[9]), 0);
+        let cases: Vec<(&str, String, &str)> = vec![
+            (
+                "quorum too large",
+                policy(3, &[a.clone(), b.clone()]),
+                "quorum",
+            ),
+            ("quorum zero", policy(0, std::slice::from_ref(&a)), "quorum"),
+            (
+                "a log key, not a cosigning key",
+                policy(
+                    1,
+                    &[(
+                        "a.example/w",
+                        "http://x",
+                        vkey("a.example/w", note::ED25519_TYPE),
+                    )],
+                ),
+                "cosignature/v1",
+            ),
+            (
+                "vkey of another name",
+                policy(1, &[("c.example/w", "http://x", a.2.clone())]),
+                "names",
+            ),
+            (
+                "https",
+                policy(1, &[(a.0, "https://x", a.2.clone())]),
+                "http://",
+            ),
+            ("listed twice", policy(1, &[a.clone(), a.clone()]), "twice"),
+            (
+                "unknown key",
+                "quorum = 1\nwitnesses = []\n".into(),
+                "not valid",
+            ),
+        ];
+        for (case, text, said) in cases {
+            let error = WitnessPolicy::parse(&text).expect_err(case);
+            assert!(error.contains(said), "{case}: {error}");
+        }
+    }
+}
