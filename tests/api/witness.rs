@@ -683,3 +683,44 @@ async fn witness_keygen_writes_a_key_and_prints_its_cosignature_vkey() {
     let again = safegate(&["witness", "keygen", "--key", &path]);
     assert!(!again.status.success());
 }
+
+#[tokio::test]
+async fn two_submissions_from_the_same_size_never_both_pass_the_check() {
+    let (gateway, police, _health, _policy) = witnessed().await;
+    refusals(&gateway, 2).await;
+    let old = log_size(&gateway).await;
+    refusals(&gateway, 2).await;
+    let middle = log_size(&gateway).await;
+    refusals(&gateway, 2).await;
+    let new = log_size(&gateway).await;
+    let store = gateway.store();
+    let note = |size| async move {
+        store
+            .checkpoint_at(size)
+            .await
+            .expect("read")
+            .expect("stored")
+            .note()
+            .expect("note")
+    };
+    let third = TestWitness::spawn("probation.example/witness", &police.log).await;
+    let (status, body) = third
+        .post(add_checkpoint_body(0, &[], &note(old).await))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let to_middle = add_checkpoint_body(
+        old,
+        &store.consistency_proof(old, middle).await.expect("proof"),
+        &note(middle).await,
+    );
+    let to_new = add_checkpoint_body(
+        old,
+        &store.consistency_proof(old, new).await.expect("proof"),
+        &note(new).await,
+    );
+    // Both check against size `old`; the one stored second must be told it is stale.
+    let (a, b) = tokio::join!(third.post(to_middle), third.post(to_new));
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+}
