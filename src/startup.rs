@@ -109,21 +109,22 @@ impl Application {
             .await
             .context("writing pending identity decisions to the disclosure log")?;
         // Witnessing runs beside the append path: disclosures never wait for a witness.
-        let witness_health = match &settings.witness_policy {
+        let (ledger, witness_health) = match &settings.witness_policy {
             Some(path) => {
-                let policy = WitnessPolicy::load(path).map_err(|reason| {
+                let policy = Arc::new(WitnessPolicy::load(path).map_err(|reason| {
                     anyhow::anyhow!(
                         "witness policy {} (`witness_policy`): {reason}",
                         path.display()
                     )
-                })?;
-                Some(Cosigner::start(
+                })?);
+                let health = Cosigner::start(
                     store.clone(),
-                    Arc::new(policy),
+                    Arc::clone(&policy),
                     registry.systems_with_role(crate::domain::Role::IgOfficer),
-                ))
+                );
+                (ledger.with_witnesses(policy), Some(health))
             }
-            None => None,
+            None => (ledger, None),
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await

@@ -389,13 +389,16 @@ impl AuditService for AuditApi {
     ) -> Result<Response<VerifyLogResponse>, Status> {
         answer(&self.ledger, request, |caller, meta, request| async move {
             let read = reader(&caller, &meta, request.context)?;
-            let (outcome, checkpoint) = self.ledger.verify_logged(read).await?;
+            let (outcome, checkpoint, witnessed) = self.ledger.verify_logged(read).await?;
             let checkpoint = checkpoint.map(|c| signed(c, self.ledger.public_key()));
             Ok(match outcome {
                 Ok(verified) => VerifyLogResponse {
                     valid: true,
                     entries: verified.entries,
                     checkpoint,
+                    witnessed_size: witnessed.as_ref().map_or(0, |w| w.quorum_size),
+                    witness_quorum: witnessed.as_ref().map_or(0, |w| w.quorum as u32),
+                    witnesses_seen: witnessed.as_ref().map_or(0, |w| w.witnesses.len() as u32),
                     ..Default::default()
                 },
                 Err(mismatch) => VerifyLogResponse {
@@ -405,6 +408,7 @@ impl AuditService for AuditApi {
                     first_bad_entry_id: mismatch.entry_id,
                     problem: mismatch.problem,
                     checkpoint,
+                    ..Default::default()
                 },
             })
         })

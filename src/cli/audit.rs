@@ -15,12 +15,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::cli::StorageFlags;
 use crate::config::{Layers, Settings};
-use crate::domain::ledger::audit::verify_store;
 use crate::domain::ledger::checkpoint::public_key_from_pem;
 use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export};
-use crate::domain::ledger::note::{self, Vkey};
 use crate::domain::ledger::verify::{Mismatch, Verified};
-use crate::domain::ledger::witnessing::{WitnessPolicy, check_witnessed};
+use crate::domain::ledger::witnessing::{WitnessPolicy, verify_witnessed};
 use crate::domain::ledger::{Decision, Entry, EntryKind, Ledger};
 use crate::store::{EntryFilter, Store, StoredEntry};
 
@@ -321,36 +319,19 @@ async fn verify(
         Some(path) => public_key_file(path)?,
         None => ledger.public_key().to_vec(),
     };
-    let (outcome, checkpoint) = verify_store(ledger.store(), &key).await?;
-    // The log verified against its own checkpoints; now against what the witnesses hold,
-    // which its operator cannot remove.
-    let mut witnessed = None;
-    let outcome = match (outcome, &settings.witness_policy) {
-        (Ok(done), Some(path)) => {
-            let policy = WitnessPolicy::load(path).map_err(|reason| {
-                anyhow::anyhow!(
-                    "witness policy {} (`witness_policy`): {reason}",
-                    path.display()
-                )
-            })?;
-            let log_key = Vkey {
-                name: checkpoint
-                    .as_ref()
-                    .and_then(|c| c.origin())
-                    .unwrap_or_else(|| settings.log_origin.clone()),
-                signature_type: note::ED25519_TYPE,
-                public_key: key.clone(),
-            };
-            match check_witnessed(ledger.store(), &policy, checkpoint.as_ref(), &log_key).await? {
-                Ok(seen) => {
-                    witnessed = Some(seen);
-                    Ok(done)
-                }
-                Err(mismatch) => Err(mismatch),
-            }
-        }
-        (outcome, _) => outcome,
+    // The log against its own checkpoints, then against what the witnesses hold, which
+    // its operator cannot remove.
+    let policy = match &settings.witness_policy {
+        Some(path) => Some(WitnessPolicy::load(path).map_err(|reason| {
+            anyhow::anyhow!(
+                "witness policy {} (`witness_policy`): {reason}",
+                path.display()
+            )
+        })?),
+        None => None,
     };
+    let (outcome, _, witnessed) =
+        verify_witnessed(ledger.store(), &key, policy.as_ref(), &settings.log_origin).await?;
     let mut read = operator_entry("verify", EntryKind::LogRead);
     read.rule_ids = vec!["audit.verify".into()];
     read.reason = match &outcome {

@@ -269,6 +269,20 @@ async fn both_witnesses_cosign_and_verify_reports_the_size_the_quorum_cosigned()
         said.contains(&police.name) && said.contains(&health.name),
         "{said}"
     );
+
+    // The IG service reports the same.
+    let verified = gateway
+        .audit()
+        .await
+        .verify_log(safegate::api::proto::VerifyLogRequest {
+            context: Some(crate::helpers::auditor()),
+        })
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.valid, "{}", verified.problem);
+    assert!(verified.witnessed_size >= size, "{verified:?}");
+    assert_eq!((verified.witness_quorum, verified.witnesses_seen), (2, 2));
 }
 
 #[tokio::test]

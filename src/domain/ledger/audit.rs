@@ -273,8 +273,21 @@ impl Ledger {
     pub async fn verify_logged(
         &self,
         read: Entry,
-    ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
-        let outcome = verify_store(self.store(), self.public_key()).await?;
+    ) -> Result<
+        (
+            Result<Verified, Mismatch>,
+            Option<Checkpoint>,
+            Option<crate::domain::ledger::witnessing::Witnessed>,
+        ),
+        Error,
+    > {
+        let outcome = crate::domain::ledger::witnessing::verify_witnessed(
+            self.store(),
+            self.public_key(),
+            self.witnesses(),
+            self.origin(),
+        )
+        .await?;
         match self.record_read(read, &[]).await {
             Ok(()) => Ok(outcome),
             Err(error) if outcome.0.is_err() => {

@@ -578,6 +578,51 @@ pub async fn check_witnessed(
     }))
 }
 
+/// Verifies the log in `store` against its checkpoints with `public_key` and then, with a
+/// policy, against what the witnesses hold (`origin`: the log's name where its latest
+/// checkpoint predates witnessing).
+pub async fn verify_witnessed(
+    store: &Store,
+    public_key: &[u8],
+    policy: Option<&WitnessPolicy>,
+    origin: &str,
+) -> Result<
+    (
+        Result<crate::domain::ledger::verify::Verified, Mismatch>,
+        Option<Checkpoint>,
+        Option<Witnessed>,
+    ),
+    Error,
+> {
+    let (outcome, checkpoint) =
+        crate::domain::ledger::audit::verify_store(store, public_key).await?;
+    let (Ok(done), Some(policy)) = (&outcome, policy) else {
+        return Ok((outcome, checkpoint, None));
+    };
+    let log_key = Vkey {
+        name: checkpoint
+            .as_ref()
+            .and_then(Checkpoint::origin)
+            .unwrap_or_else(|| origin.to_owned()),
+        signature_type: note::ED25519_TYPE,
+        public_key: public_key.to_vec(),
+    };
+    // After a key change the latest checkpoint is the new key's: witnesses hold the log's
+    // checkpoints under the key that signed them, so ask with that one.
+    let log_key = match &checkpoint {
+        Some(latest) if !latest.verify(&log_key.public_key) => match latest.form() {
+            crate::domain::ledger::checkpoint::CheckpointForm::Tlog(vkey) => vkey,
+            crate::domain::ledger::checkpoint::CheckpointForm::SafegateV1 => log_key,
+        },
+        _ => log_key,
+    };
+    let done = done.clone();
+    match check_witnessed(store, policy, checkpoint.as_ref(), &log_key).await? {
+        Ok(seen) => Ok((Ok(done), checkpoint, Some(seen))),
+        Err(mismatch) => Ok((Err(mismatch), checkpoint, None)),
+    }
+}
+
 /// (size, root) of a witness's answer, if the log's key signed it and the witness's key
 /// cosigned it.
 fn cosigned_checkpoint(text: &str, log_key: &Vkey, witness_key: &Vkey) -> Option<(u64, Hash)> {
