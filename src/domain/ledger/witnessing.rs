@@ -175,36 +175,41 @@ enum Answer {
     Refused(u16),
 }
 
-/// Sends checkpoints to the policy's witnesses until the process ends.
+/// Sends checkpoints to the policy's witnesses until the process ends: one task per
+/// witness, so a witness that is slow or hung holds back none of the others, and one that
+/// watches the lag.
 pub struct Cosigner {
     store: Store,
     policy: Arc<WitnessPolicy>,
     health: Arc<WitnessHealth>,
     ig_systems: Vec<String>,
-    /// The size each witness is known to hold, by the policy's order.
-    held: Vec<u64>,
-    /// Whether each witness's last attempt failed (so a failure is logged once).
-    failing: Vec<bool>,
+    /// The size each witness is known to hold, in the policy's order.
+    held: Arc<Vec<AtomicU64>>,
     /// Since when the latest checkpoint has been beyond the quorum's size.
     behind_since: Option<Instant>,
 }
 
 impl Cosigner {
-    /// Starts the task on the current runtime; returns the health it keeps.
+    /// Starts the tasks on the current runtime; returns the health they keep.
     pub fn start(
         store: Store,
         policy: Arc<WitnessPolicy>,
         ig_systems: Vec<String>,
     ) -> Arc<WitnessHealth> {
         let health = Arc::new(WitnessHealth::default());
-        let count = policy.witnesses.len();
+        let held = Arc::new(
+            policy
+                .witnesses
+                .iter()
+                .map(|_| AtomicU64::new(0))
+                .collect::<Vec<_>>(),
+        );
         let cosigner = Cosigner {
             store,
             policy,
             health: Arc::clone(&health),
             ig_systems,
-            held: vec![0; count],
-            failing: vec![false; count],
+            held,
             behind_since: None,
         };
         tokio::spawn(cosigner.run());
@@ -216,9 +221,17 @@ impl Cosigner {
         if let Ok(sizes) = self.store.cosigned_sizes().await {
             for (i, witness) in self.policy.witnesses.iter().enumerate() {
                 if let Some((_, size)) = sizes.iter().find(|(name, _)| *name == witness.name) {
-                    self.held[i] = *size;
+                    self.held[i].store(*size, Ordering::Relaxed);
                 }
             }
+        }
+        for i in 0..self.policy.witnesses.len() {
+            tokio::spawn(follow(
+                self.store.clone(),
+                Arc::clone(&self.policy),
+                Arc::clone(&self.held),
+                i,
+            ));
         }
         let mut ticker = tokio::time::interval(self.policy.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -226,7 +239,7 @@ impl Cosigner {
             ticker.tick().await;
             match self.store.latest_checkpoint().await {
                 Ok(Some(checkpoint)) if checkpoint.note().is_some() => {
-                    self.round(&checkpoint).await;
+                    self.update_lag(checkpoint.tree_size).await;
                 }
                 Ok(_) => {}
                 Err(error) => {
@@ -236,49 +249,13 @@ impl Cosigner {
         }
     }
 
-    /// Sends `checkpoint` to every witness behind it, at once, then updates the lag.
-    async fn round(&mut self, checkpoint: &Checkpoint) {
-        let mut sends = tokio::task::JoinSet::new();
-        for (i, witness) in self.policy.witnesses.iter().enumerate() {
-            if self.held[i] >= checkpoint.tree_size {
-                continue;
-            }
-            let (store, witness, checkpoint) =
-                (self.store.clone(), witness.clone(), checkpoint.clone());
-            let (held, timeout) = (self.held[i], self.policy.timeout);
-            sends.spawn(async move {
-                (
-                    i,
-                    submit(&store, &witness, &checkpoint, held, timeout).await,
-                )
-            });
-        }
-        while let Some(Ok((i, outcome))) = sends.join_next().await {
-            let name = &self.policy.witnesses[i].name;
-            match outcome {
-                Ok(size) => {
-                    if self.failing[i] {
-                        tracing::info!(witness = %name, size, "witness cosigning again");
-                    }
-                    self.failing[i] = false;
-                    self.held[i] = size;
-                }
-                Err((size, problem)) => {
-                    if let Some(size) = size {
-                        self.held[i] = size;
-                    }
-                    if !self.failing[i] {
-                        tracing::warn!(witness = %name, %problem, "witness did not cosign");
-                    }
-                    self.failing[i] = true;
-                }
-            }
-        }
-        self.update_lag(checkpoint.tree_size).await;
-    }
-
     async fn update_lag(&mut self, size: u64) {
-        let quorum_size = self.policy.quorum_size(&self.held);
+        let held: Vec<u64> = self
+            .held
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .collect();
+        let quorum_size = self.policy.quorum_size(&held);
         self.health
             .quorum_size
             .store(quorum_size, Ordering::Relaxed);
@@ -299,7 +276,7 @@ impl Cosigner {
             .policy
             .witnesses
             .iter()
-            .zip(&self.held)
+            .zip(&held)
             .filter(|(_, held)| **held < size)
             .map(|(w, _)| w.name.clone())
             .collect();
@@ -324,8 +301,47 @@ impl Cosigner {
     }
 }
 
-/// Sends `checkpoint` from the size the witness is thought to hold (`held`); on 409, once
-/// more from the size it says it holds, and keeps the cosignature. The size it holds
+/// Sends each new checkpoint to witness `i` of the policy, one request at a time, and
+/// records the size it holds in `held[i]`. A failure is logged once, until it cosigns
+/// again.
+async fn follow(store: Store, policy: Arc<WitnessPolicy>, held: Arc<Vec<AtomicU64>>, i: usize) {
+    let witness = &policy.witnesses[i];
+    let mut failing = false;
+    let mut ticker = tokio::time::interval(policy.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let checkpoint = match store.latest_checkpoint().await {
+            Ok(Some(checkpoint)) if checkpoint.note().is_some() => checkpoint,
+            _ => continue,
+        };
+        let from = held[i].load(Ordering::Relaxed);
+        if from >= checkpoint.tree_size {
+            continue;
+        }
+        match submit(&store, witness, &checkpoint, from, policy.timeout).await {
+            Ok(size) => {
+                if failing {
+                    tracing::info!(witness = %witness.name, size, "witness cosigning again");
+                }
+                failing = false;
+                held[i].store(size, Ordering::Relaxed);
+            }
+            Err((size, problem)) => {
+                if let Some(size) = size {
+                    held[i].store(size, Ordering::Relaxed);
+                }
+                if !failing {
+                    tracing::warn!(witness = %witness.name, %problem, "witness did not cosign");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// Sends `checkpoint` from the size the witness is thought to hold (`held`); on 409, again
+/// from the size it says it holds, and keeps the cosignature. The size it holds
 /// afterwards, or the problem (with the size learnt, if any).
 pub async fn submit(
     store: &Store,
@@ -335,7 +351,9 @@ pub async fn submit(
     timeout: Duration,
 ) -> Result<u64, (Option<u64>, String)> {
     let mut from = held;
-    for _ in 0..2 {
+    // From `held`, then from the size a 409 names, and once more if another submitter of
+    // this log (another gateway process) moved the witness on in between.
+    for _ in 0..3 {
         match send(store, witness, checkpoint, from, timeout).await {
             Ok(Answer::Cosigned(cosignature)) => {
                 store
