@@ -117,3 +117,82 @@ async fn a_new_key_signs_from_the_recorded_change_and_older_checkpoints_keep_the
     pool.close().await;
     assert_eq!(count, 1);
 }
+
+/// A log whose checkpoints were signed over the v1 text before checkpoints became C2SP
+/// notes still verifies, and goes on with C2SP checkpoints after it.
+#[tokio::test]
+async fn a_checkpoint_signed_over_the_v1_text_still_verifies() {
+    use base64::Engine;
+    use safegate::domain::ledger::checkpoint::CheckpointForm;
+
+    let gateway = spawn_gateway().await;
+    refusals(&gateway, 3).await;
+    let signer =
+        CheckpointSigner::load(&gateway.pki.dir.join("checkpoint.key")).expect("the log's key");
+    let latest = gateway
+        .store()
+        .latest_checkpoint()
+        .await
+        .expect("read")
+        .expect("a checkpoint");
+    // As the gateway signed it before: the v1 text, key_id the hex SHA-256 of the key.
+    let v1 = signer.sign_v1(latest.tree_size, latest.root, latest.signed_at.clone());
+    let pool = gateway.database_pool().await;
+    let off: &[&str] = match gateway.database {
+        crate::helpers::TestDatabase::Postgres { .. } => {
+            &["ALTER TABLE checkpoint DISABLE TRIGGER ALL"]
+        }
+        crate::helpers::TestDatabase::Sqlite { .. } => &["DROP TRIGGER checkpoint_no_update"],
+    };
+    for sql in off {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    sqlx::query("UPDATE checkpoint SET signature = $1, key_id = $2 WHERE tree_size = $3")
+        .bind(base64::engine::general_purpose::STANDARD.encode(&v1.signature))
+        .bind(&v1.key_id)
+        .bind(latest.tree_size as i64)
+        .execute(&pool)
+        .await
+        .expect("store the v1 checkpoint");
+    pool.close().await;
+
+    let stored = gateway
+        .store()
+        .checkpoint_at(latest.tree_size)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.form(), CheckpointForm::SafegateV1);
+    assert!(stored.note().is_none());
+    assert!(stored.verify(&signer.public_key()));
+    let verify = || async {
+        gateway
+            .audit()
+            .await
+            .verify_log(VerifyLogRequest {
+                context: Some(auditor()),
+            })
+            .await
+            .expect("verify")
+            .into_inner()
+    };
+    let before = verify().await;
+    assert!(before.valid, "{}", before.problem);
+    assert!(
+        before
+            .checkpoint
+            .expect("checkpoint")
+            .signed_text
+            .starts_with("safegate disclosure log v1\n")
+    );
+    // New checkpoints are C2SP notes, and the log still verifies.
+    refusals(&gateway, 1).await;
+    let after = verify().await;
+    assert!(after.valid, "{}", after.problem);
+    let checkpoint = after.checkpoint.expect("checkpoint");
+    assert!(
+        checkpoint
+            .note
+            .starts_with("safegate.local/disclosure-log\n")
+    );
+}
