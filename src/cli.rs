@@ -5,6 +5,7 @@
 mod audit;
 mod identity;
 mod query;
+mod witness;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ enum Command {
     /// The identity steward's work as a demo system (default: the MASH): review tasks,
     /// confirm or reject a potential match, list and split identity links.
     Identity(identity::IdentityArgs),
+    /// A witness for partner agencies' disclosure logs (C2SP tlog-witness): serve, keygen.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 /// What to run once settings are resolved.
@@ -147,6 +151,10 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         return report_status(audit::verify_offline(offline));
     }
+    // A witness is its own service: its flags alone, no gateway settings.
+    if let Command::Witness(command) = cli.command {
+        return report(run_witness(command));
+    }
     let mut layers = Layers::defaults();
     if let Some(path) = &cli.config {
         layers = match layers.file(path) {
@@ -162,7 +170,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(mut command) => (command.apply(layers), Action::Audit(Box::new(command))),
         Command::Query(args) => (args.apply(layers), Action::Query(Box::new(args))),
         Command::Identity(args) => (args.apply(layers), Action::Identity(Box::new(args))),
-        Command::Pki(_) => unreachable_pki(),
+        Command::Pki(_) | Command::Witness(_) => unreachable_pki(),
     };
     let settings = match layers.resolve() {
         Ok(settings) => settings,
@@ -186,9 +194,18 @@ pub fn run(cli: Cli) -> ExitCode {
     }))
 }
 
-/// `pki init` is answered before settings are read, so this arm never runs.
+/// `pki init` and `witness` are answered before settings are read, so this arm never
+/// runs.
 fn unreachable_pki() -> ! {
-    panic!("pki init is handled before configuration is loaded")
+    panic!("pki init and witness are handled before configuration is loaded")
+}
+
+fn run_witness(command: witness::WitnessCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting Tokio")?;
+    runtime.block_on(async move {
+        let _telemetry = telemetry::init(crate::config::LogFormat::Pretty, "info")?;
+        witness::run(command, shutdown_signal()).await
+    })
 }
 
 fn config_failure(error: &crate::config::ConfigError) -> ExitCode {

@@ -21,6 +21,9 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("tls_cert", None),
     ("tls_key", None),
     ("checkpoint_key", None),
+    ("checkpoint_key_previous", None),
+    ("log_origin", Some("safegate.local/disclosure-log")),
+    ("witness_policy", None),
     ("log_format", Some("pretty")),
     ("log_filter", Some("info")),
     ("health_interval_ms", Some("2000")),
@@ -81,6 +84,15 @@ pub struct Settings {
     pub tls_key: PathBuf,
     /// Ed25519 PKCS#8 PEM key that signs disclosure-log checkpoints.
     pub checkpoint_key: PathBuf,
+    /// The key `checkpoint_key` replaces: while the log's latest checkpoint is still
+    /// this key's, start-up records the change in the log (under this key) before the
+    /// new key signs anything.
+    pub checkpoint_key_previous: Option<PathBuf>,
+    /// The disclosure log's name: its checkpoints' origin line and the key name of
+    /// their signature (C2SP tlog-checkpoint), which witnesses know it by.
+    pub log_origin: String,
+    /// The witness policy file (witnesses, quorum, lag bound); unset: no witnesses.
+    pub witness_policy: Option<PathBuf>,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub health_interval: Duration,
@@ -200,6 +212,15 @@ impl Layers {
         let checkpoint_key = self
             .optional("checkpoint_key", non_empty_path)?
             .unwrap_or_else(|| pki_dir.join("checkpoint.key"));
+        let checkpoint_key_previous = self.optional("checkpoint_key_previous", non_empty_path)?;
+        let log_origin = self.parse("log_origin", |v| {
+            if crate::domain::ledger::note::valid_name(v) {
+                Ok(v.to_owned())
+            } else {
+                Err("expected a name without spaces or `+`, such as county.example/safegate".into())
+            }
+        })?;
+        let witness_policy = self.optional("witness_policy", non_empty_path)?;
         let log_format = self.parse("log_format", |v| match v {
             "pretty" => Ok(LogFormat::Pretty),
             "json" => Ok(LogFormat::Json),
@@ -227,6 +248,9 @@ impl Layers {
             tls_cert,
             tls_key,
             checkpoint_key,
+            checkpoint_key_previous,
+            log_origin,
+            witness_policy,
             log_format,
             log_filter,
             health_interval,
@@ -371,6 +395,21 @@ mod tests {
         let err = Layers::defaults().file(&file).expect_err("rejected");
         assert_eq!(err.key, "listen_adr");
         assert!(err.reason.contains("listen_addr"), "{}", err.reason);
+    }
+
+    #[test]
+    fn a_log_origin_must_be_a_valid_key_name() {
+        let err = Layers::defaults()
+            .flag("log_origin", Some("county council log".into()))
+            .resolve()
+            .expect_err("rejected");
+        assert_eq!(err.key, "log_origin");
+        let settings = Layers::defaults()
+            .flag("log_origin", Some("county.example/safegate".into()))
+            .resolve()
+            .expect("resolves");
+        assert_eq!(settings.log_origin, "county.example/safegate");
+        assert_eq!(settings.witness_policy, None);
     }
 
     #[test]

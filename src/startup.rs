@@ -29,6 +29,8 @@ use crate::api::resolution::ResolutionApi;
 use crate::config::Settings;
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
+use crate::domain::ledger::rotation::rotate;
+use crate::domain::ledger::witnessing::{Cosigner, WitnessHealth, WitnessPolicy};
 use crate::domain::ledger::{CheckpointSigner, Ledger};
 use crate::domain::notify::Deliveries;
 use crate::domain::policy::PolicyHolder;
@@ -54,6 +56,8 @@ pub struct Application {
     policy: Arc<PolicyHolder>,
     rules: Arc<MatchRules>,
     settings: Settings,
+    /// Whether witness cosigning lags (`None` without a witness policy).
+    witness_health: Option<Arc<WitnessHealth>>,
 }
 
 impl Application {
@@ -79,17 +83,49 @@ impl Application {
                 matching.display()
             )
         })?;
-        let signer = CheckpointSigner::load(&settings.checkpoint_key)
-            .context("loading the checkpoint signing key (`checkpoint_key`)")?;
+        let signer = checkpoint_signer(&settings)?;
         let store = Store::connect(&settings.database_url, settings.database_max_connections)
             .await
             .context("opening the database (`database_url`)")?;
         store.migrate().await.context("migrating the database")?;
+        // A new checkpoint key: the change is recorded under the old key first.
+        if let Some(path) = &settings.checkpoint_key_previous {
+            let previous = CheckpointSigner::load(path)
+                .context("loading the previous checkpoint key (`checkpoint_key_previous`)")?
+                .with_origin(&settings.log_origin)
+                .context("`log_origin` is not a valid checkpoint origin")?;
+            if let Some(seq) = rotate(&store, &previous, &signer)
+                .await
+                .context("recording the checkpoint key change (`checkpoint_key_previous`)")?
+            {
+                tracing::info!(seq, key_id = %signer.key_id(), "checkpoint key changed; the change is log entry {seq}");
+            }
+        }
+        // What witnesses are configured with to trust this log's checkpoints.
+        let log_vkey = signer.vkey().render();
         let ledger = Ledger::start(store.clone(), signer);
         // Identity decisions committed before a crash, whose entries were not written yet.
         log_pending(&store, &ledger, None)
             .await
             .context("writing pending identity decisions to the disclosure log")?;
+        // Witnessing runs beside the append path: disclosures never wait for a witness.
+        let (ledger, witness_health) = match &settings.witness_policy {
+            Some(path) => {
+                let policy = Arc::new(WitnessPolicy::load(path).map_err(|reason| {
+                    anyhow::anyhow!(
+                        "witness policy {} (`witness_policy`): {reason}",
+                        path.display()
+                    )
+                })?);
+                let health = Cosigner::start(
+                    store.clone(),
+                    Arc::clone(&policy),
+                    registry.systems_with_role(crate::domain::Role::IgOfficer),
+                );
+                (ledger.with_witnesses(policy), Some(health))
+            }
+            None => (ledger, None),
+        };
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
@@ -98,6 +134,7 @@ impl Application {
             %local_addr,
             backend = ?store.backend(),
             systems = registry.len(),
+            %log_vkey,
             "gateway ready"
         );
         Ok(Application {
@@ -110,6 +147,7 @@ impl Application {
             policy: Arc::new(policy),
             rules: Arc::new(rules),
             settings,
+            witness_health,
         })
     }
 
@@ -121,6 +159,11 @@ impl Application {
     /// The disclosure ledger.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Whether witness cosigning lags, when a witness policy is configured.
+    pub fn witness_health(&self) -> Option<Arc<WitnessHealth>> {
+        self.witness_health.clone()
     }
 
     /// The database the gateway uses.
@@ -143,6 +186,7 @@ impl Application {
             self.store.clone(),
             reporter,
             self.settings.health_interval,
+            self.witness_health.clone(),
         ));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -233,14 +277,41 @@ impl Application {
     }
 }
 
+/// The checkpoint signing key (`checkpoint_key`), signing as the log named `log_origin`.
+pub fn checkpoint_signer(settings: &Settings) -> anyhow::Result<CheckpointSigner> {
+    CheckpointSigner::load(&settings.checkpoint_key)
+        .context("loading the checkpoint signing key (`checkpoint_key`)")?
+        .with_origin(&settings.log_origin)
+        .context("`log_origin` is not a valid checkpoint origin")
+}
+
 /// Keeps the health service in step with the database: NOT_SERVING while it cannot be
-/// reached, SERVING once it can. Logs each transition once.
-async fn watch_database(store: Store, reporter: HealthReporter, interval: Duration) {
+/// reached, SERVING once it can. Logs each transition once. Witness cosigning that lags
+/// is a warning, logged on each change, and never NOT_SERVING: disclosures go on.
+async fn watch_database(
+    store: Store,
+    reporter: HealthReporter,
+    interval: Duration,
+    witnesses: Option<Arc<WitnessHealth>>,
+) {
     let mut last: Option<ServingStatus> = None;
+    let mut warned = false;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let lagging = witnesses.as_ref().is_some_and(|w| w.lagging());
+        if lagging != warned {
+            if lagging {
+                tracing::warn!(
+                    quorum_size = witnesses.as_ref().map_or(0, |w| w.quorum_size()),
+                    "health WARNING: witness cosigning lags beyond the policy's bound (still SERVING)"
+                );
+            } else {
+                tracing::info!("health: witness cosigning caught up");
+            }
+            warned = lagging;
+        }
         let status = match store.probe().await {
             Ok(()) => ServingStatus::Serving,
             Err(error) => {

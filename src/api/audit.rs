@@ -243,11 +243,8 @@ fn export_filters(request: &ExportEntriesRequest) -> ListEntriesRequest {
 
 fn signed(checkpoint: Checkpoint, public_key: &[u8]) -> proto::SignedCheckpoint {
     proto::SignedCheckpoint {
-        signed_text: Checkpoint::signed_text(
-            checkpoint.tree_size,
-            &checkpoint.root,
-            &checkpoint.signed_at,
-        ),
+        signed_text: checkpoint.text(),
+        note: checkpoint.note().unwrap_or_default(),
         tree_size: checkpoint.tree_size,
         root_hash: checkpoint.root.to_vec(),
         signed_at: checkpoint.signed_at,
@@ -393,13 +390,16 @@ impl AuditService for AuditApi {
     ) -> Result<Response<VerifyLogResponse>, Status> {
         answer(&self.ledger, request, |caller, meta, request| async move {
             let read = reader(&caller, &meta, request.context)?;
-            let (outcome, checkpoint) = self.ledger.verify_logged(read).await?;
+            let (outcome, checkpoint, witnessed) = self.ledger.verify_logged(read).await?;
             let checkpoint = checkpoint.map(|c| signed(c, self.ledger.public_key()));
             Ok(match outcome {
                 Ok(verified) => VerifyLogResponse {
                     valid: true,
                     entries: verified.entries,
                     checkpoint,
+                    witnessed_size: witnessed.as_ref().map_or(0, |w| w.quorum_size),
+                    witness_quorum: witnessed.as_ref().map_or(0, |w| w.quorum as u32),
+                    witnesses_seen: witnessed.as_ref().map_or(0, |w| w.witnesses.len() as u32),
                     ..Default::default()
                 },
                 Err(mismatch) => VerifyLogResponse {
@@ -409,6 +409,7 @@ impl AuditService for AuditApi {
                     first_bad_entry_id: mismatch.entry_id,
                     problem: mismatch.problem,
                     checkpoint,
+                    ..Default::default()
                 },
             })
         })

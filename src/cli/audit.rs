@@ -15,11 +15,11 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::cli::StorageFlags;
 use crate::config::{Layers, Settings};
-use crate::domain::ledger::audit::verify_store;
 use crate::domain::ledger::checkpoint::public_key_from_pem;
 use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export};
 use crate::domain::ledger::verify::{Mismatch, Verified};
-use crate::domain::ledger::{CheckpointSigner, Decision, Entry, EntryKind, Ledger};
+use crate::domain::ledger::witnessing::{WitnessPolicy, verify_witnessed};
+use crate::domain::ledger::{Decision, Entry, EntryKind, Ledger};
 use crate::store::{EntryFilter, Store, StoredEntry};
 
 /// Exit status when the log (or an export) fails verification.
@@ -173,7 +173,7 @@ pub async fn run(command: AuditCommand, settings: &Settings) -> anyhow::Result<E
     let ledger = open(settings).await?;
     match command {
         AuditCommand::List(args) => list(&ledger, &args).await,
-        AuditCommand::Verify(args) => verify(&ledger, args.public_key.as_deref()).await,
+        AuditCommand::Verify(args) => verify(&ledger, args.public_key.as_deref(), settings).await,
         AuditCommand::Export(args) => export(&ledger, &args).await,
         AuditCommand::Sar(args) => sar(&ledger, &args.person).await,
     }
@@ -187,10 +187,8 @@ async fn open(settings: &Settings) -> anyhow::Result<Ledger> {
     store.probe().await.context(
         "the database holds no safegate disclosure log: check `data_dir` / `database_url`",
     )?;
-    let signer = CheckpointSigner::load(&settings.checkpoint_key).context(
-        "loading the checkpoint signing key (`checkpoint_key`): the CLI signs the entry \
-         recording its own use of the log",
-    )?;
+    let signer = crate::startup::checkpoint_signer(settings)
+        .context("the CLI signs the entry recording its own use of the log")?;
     Ok(Ledger::start(store, signer))
 }
 
@@ -312,12 +310,28 @@ fn tampered(mismatch: &Mismatch) -> ExitCode {
     ExitCode::from(EXIT_TAMPERED)
 }
 
-async fn verify(ledger: &Ledger, public_key: Option<&Path>) -> anyhow::Result<ExitCode> {
+async fn verify(
+    ledger: &Ledger,
+    public_key: Option<&Path>,
+    settings: &Settings,
+) -> anyhow::Result<ExitCode> {
     let key = match public_key {
         Some(path) => public_key_file(path)?,
         None => ledger.public_key().to_vec(),
     };
-    let (outcome, _) = verify_store(ledger.store(), &key).await?;
+    // The log against its own checkpoints, then against what the witnesses hold, which
+    // its operator cannot remove.
+    let policy = match &settings.witness_policy {
+        Some(path) => Some(WitnessPolicy::load(path).map_err(|reason| {
+            anyhow::anyhow!(
+                "witness policy {} (`witness_policy`): {reason}",
+                path.display()
+            )
+        })?),
+        None => None,
+    };
+    let (outcome, _, witnessed) =
+        verify_witnessed(ledger.store(), &key, policy.as_ref(), &settings.log_origin).await?;
     let mut read = operator_entry("verify", EntryKind::LogRead);
     read.rule_ids = vec!["audit.verify".into()];
     read.reason = match &outcome {
@@ -329,7 +343,30 @@ async fn verify(ledger: &Ledger, public_key: Option<&Path>) -> anyhow::Result<Ex
     };
     let logged = ledger.append(read).await;
     match (outcome, logged) {
-        (Ok(done), Ok(_)) => Ok(verified(&done)),
+        (Ok(done), Ok(_)) => {
+            let status = verified(&done);
+            if let Some(seen) = witnessed {
+                println!(
+                    "witnessed: {} entries cosigned by a quorum of {} ({})",
+                    seen.quorum_size,
+                    seen.quorum,
+                    seen.witnesses
+                        .iter()
+                        .map(|(name, size)| format!("{name} at {size}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if seen.witnesses.len() < seen.quorum {
+                    println!(
+                        "WARNING: only {} of the {} witnesses a quorum needs could be asked or \
+                         had cosigned: a log cut short since would not be caught",
+                        seen.witnesses.len(),
+                        seen.quorum
+                    );
+                }
+            }
+            Ok(status)
+        }
         (Ok(_), Err(error)) => Err(error).context("recording the verification in the log"),
         (Err(mismatch), logged) => {
             if let Err(error) = logged {

@@ -30,6 +30,9 @@ vocabulary! {
         IomCohort => "iom_cohort",
         /// Rule 5: break-glass access.
         BreakGlass => "break_glass",
+        /// The disclosure log's witnesses have not cosigned its recent checkpoints for
+        /// longer than the witness policy allows.
+        WitnessLag => "witness_lag",
     }
 }
 
@@ -509,6 +512,39 @@ pub fn break_glass(
             facts: Vec::new(),
             lawful_basis: "UK GDPR Art 6(1)(c); DPA 2018 s62 (logging)".into(),
             policy_version: policy.version().to_owned(),
+            created_at: now(),
+            identity_links: Vec::new(),
+        })
+        .collect()
+}
+
+/// A notice to each IG system that the log's checkpoints have gone uncosigned by a
+/// quorum of witnesses for longer than the policy allows: the log itself is unharmed and
+/// disclosures go on, but truncation would not be caught from that point until they catch
+/// up. It names sizes and witnesses, never persons.
+pub fn witness_lag(
+    ig_systems: &[String],
+    log_size: u64,
+    quorum_size: u64,
+    lagging_for_secs: u64,
+    witnesses_behind: &[String],
+) -> Vec<Notice> {
+    ig_systems
+        .iter()
+        .map(|system| Notice {
+            notice_id: uuid::Uuid::new_v4().to_string(),
+            rule: NoticeRule::WitnessLag,
+            recipient_system: system.clone(),
+            recipient_role: Role::IgOfficer,
+            subject_person_id: String::new(),
+            headline: format!(
+                "Disclosure-log witnesses lag: the log holds {log_size} entries but a quorum \
+                 has cosigned only {quorum_size}, for {lagging_for_secs} s; behind: {}.",
+                witnesses_behind.join(", ")
+            ),
+            facts: Vec::new(),
+            lawful_basis: "UK GDPR Art 5(1)(f), Art 32 (integrity of processing records)".into(),
+            policy_version: String::new(),
             created_at: now(),
             identity_links: Vec::new(),
         })

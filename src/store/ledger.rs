@@ -683,6 +683,19 @@ impl Store {
         row.map(|row| checkpoint_from_row(&row)).transpose()
     }
 
+    /// The first checkpoint signed for a size after `tree_size`, if any.
+    pub async fn checkpoint_after(&self, tree_size: u64) -> Result<Option<Checkpoint>, Error> {
+        let row = sqlx::query(
+            "SELECT tree_size, root_hash, signed_at, signature, key_id FROM checkpoint \
+             WHERE tree_size > $1 ORDER BY tree_size LIMIT 1",
+        )
+        .bind(tree_size as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(database_error)?;
+        row.map(|row| checkpoint_from_row(&row)).transpose()
+    }
+
     /// The stored rows after `after_seq` up to `through_seq`, at most `page` of them, as
     /// raw columns, for verification. The filter columns come joined into one value by
     /// the database ([`RawLogRow::filter_columns`]): five values a row instead of

@@ -12,16 +12,20 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::Error;
 
+mod bound;
 mod identity;
 mod ledger;
 mod notices;
 mod read_cache;
 mod records;
+mod witness;
+pub use bound::{BoundRow, StoredCosignature};
 pub use identity::{IdentityLogItem, NameShares};
 pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};
 pub use notices::StoredNotice;
 pub use read_cache::{Facts, RecordsNow};
 pub use records::{FactAbout, PathedChange};
+pub use witness::{WitnessStore, Witnessed};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -143,6 +143,11 @@ pub struct TestGateway {
     store: safegate::store::Store,
     data_dir: PathBuf,
     policy_dir: PathBuf,
+    witness_policy: Option<PathBuf>,
+    /// Settings beyond the defaults (key, value), kept across restarts.
+    extra_settings: Vec<(String, String)>,
+    /// Whether witness cosigning lags, when the gateway has a witness policy.
+    pub witness_health: Option<Arc<safegate::domain::ledger::witnessing::WitnessHealth>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -168,6 +173,23 @@ pub async fn spawn_gateway_with_policy(policy_dir: &Path) -> TestGateway {
     .await
 }
 
+/// Starts a gateway on `pki` (made first, so witnesses can trust its log key) and a fresh
+/// database, sending its checkpoints to the witnesses of `witness_policy`.
+pub async fn spawn_witnessed_gateway(pki: TestPki, witness_policy: PathBuf) -> TestGateway {
+    init_process();
+    let data_dir = temp_dir("data");
+    let database = TestDatabase::create(&data_dir).await;
+    start_with(
+        std::sync::Arc::new(pki),
+        database,
+        data_dir,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).to_owned(),
+        Some(witness_policy),
+        Vec::new(),
+    )
+    .await
+}
+
 /// Runs a gateway on an existing PKI and database.
 async fn start(
     pki: std::sync::Arc<TestPki>,
@@ -175,8 +197,27 @@ async fn start(
     data_dir: PathBuf,
     policy_dir: PathBuf,
 ) -> TestGateway {
+    start_with(pki, database, data_dir, policy_dir, None, Vec::new()).await
+}
+
+async fn start_with(
+    pki: std::sync::Arc<TestPki>,
+    database: TestDatabase,
+    data_dir: PathBuf,
+    policy_dir: PathBuf,
+    witness_policy: Option<PathBuf>,
+    extra_settings: Vec<(String, String)>,
+) -> TestGateway {
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/registry.toml");
-    let settings = Layers::defaults()
+    let mut layers = Layers::defaults();
+    for (key, value) in &extra_settings {
+        layers = layers.flag(key, Some(value.clone()));
+    }
+    let settings = layers
+        .flag(
+            "witness_policy",
+            witness_policy.as_ref().map(|p| p.display().to_string()),
+        )
         .flag("listen_addr", Some("127.0.0.1:0".into()))
         .flag("data_dir", Some(data_dir.display().to_string()))
         .flag("database_url", Some(database.url()))
@@ -190,6 +231,7 @@ async fn start(
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
     let store = app.store().clone();
+    let witness_health = app.witness_health();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -201,6 +243,9 @@ async fn start(
         store,
         data_dir,
         policy_dir,
+        witness_policy,
+        extra_settings,
+        witness_health,
         shutdown: Some(tx),
         handle: Some(handle),
     }
@@ -210,13 +255,42 @@ impl TestGateway {
     /// A second gateway on the same database, PKI and policy, as a second process of one
     /// deployment would be (it shares nothing in memory with this one).
     pub async fn another_on_the_same_database(&self) -> TestGateway {
-        start(
+        start_with(
             std::sync::Arc::clone(&self.pki),
             self.database.clone(),
             self.data_dir.clone(),
             self.policy_dir.clone(),
+            self.witness_policy.clone(),
+            self.extra_settings.clone(),
         )
         .await
+    }
+
+    /// Stops this gateway (drained) and starts it again on the same PKI and database with
+    /// `settings` added, as an operator changing its configuration would.
+    pub async fn restart_with(mut self, settings: &[(&str, String)]) -> TestGateway {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+        let mut extra = self.extra_settings.clone();
+        extra.extend(settings.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        start_with(
+            std::sync::Arc::clone(&self.pki),
+            self.database.clone(),
+            self.data_dir.clone(),
+            self.policy_dir.clone(),
+            self.witness_policy.clone(),
+            extra,
+        )
+        .await
+    }
+
+    /// The gateway's store (its own pool on the test database).
+    pub fn store(&self) -> &safegate::store::Store {
+        &self.store
     }
 
     /// Stops this gateway abruptly (no drain) and starts a new process-equivalent on the
@@ -235,11 +309,13 @@ impl TestGateway {
                 file: PathBuf::new(),
             },
         );
-        start(
+        start_with(
             pki,
             database,
             self.data_dir.clone(),
             self.policy_dir.clone(),
+            self.witness_policy.clone(),
+            self.extra_settings.clone(),
         )
         .await
     }

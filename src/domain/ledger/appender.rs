@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::ledger::review::Annotation;
+use crate::domain::ledger::witnessing::WitnessPolicy;
 use crate::domain::ledger::{CheckpointSigner, Entry, Sealed};
 use crate::error::Error;
 use crate::store::Store;
@@ -36,6 +37,10 @@ pub struct Ledger {
     queue: mpsc::Sender<Pending>,
     store: Store,
     public_key: Arc<Vec<u8>>,
+    /// The log's origin line.
+    origin: Arc<str>,
+    /// The witnesses verification also checks the log against, if any.
+    witnesses: Option<Arc<WitnessPolicy>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -51,12 +56,31 @@ impl Ledger {
     pub fn start(store: Store, signer: CheckpointSigner) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let public_key = Arc::new(signer.public_key());
+        let origin = Arc::from(signer.origin());
         tokio::spawn(commit_loop(receiver, store.clone(), signer));
         Ledger {
             queue,
             store,
             public_key,
+            origin,
+            witnesses: None,
         }
+    }
+
+    /// The same ledger, its verification also checked against `policy`'s witnesses.
+    pub fn with_witnesses(mut self, policy: Arc<WitnessPolicy>) -> Self {
+        self.witnesses = Some(policy);
+        self
+    }
+
+    /// The witness policy verification checks against, if any.
+    pub fn witnesses(&self) -> Option<&WitnessPolicy> {
+        self.witnesses.as_deref()
+    }
+
+    /// The log's origin line.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Appends an entry and waits until it is durably committed. If it cannot be, the

@@ -2,10 +2,14 @@
 //! `ig_officer` role with purpose `audit` may read it; it returns the log's own fields,
 //! never case data; every read is itself written to the log before it is answered.
 
+use std::collections::HashMap;
+
+use crate::domain::ledger::bound::BoundTables;
 use crate::domain::ledger::merkle::Hash;
 use crate::domain::ledger::review::{
     Annotation, BreakGlassReview, RELEASE_RULE, REVIEW_RULE, ReviewOutcome, SubjectAccessRelease,
 };
+use crate::domain::ledger::rotation::KeyChanges;
 use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
 use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::domain::{Practitioner, Purpose, Role};
@@ -136,9 +140,13 @@ impl Ledger {
         read.rule_ids = vec![REVIEW_RULE.into()];
         read.subject_person_id = reviewed.entry.subject_person_id.clone();
         read.released = vec![log_record(&reviewed, REVIEW_RULE)];
-        read.reason = format!("break-glass use reviewed: {outcome}");
         read.justification = note.to_owned();
         let review = BreakGlassReview::recorded_by(&read, entry_id, outcome, note);
+        // The hashed text names the review row, so verify proves the row's id too.
+        read.reason = format!(
+            "break-glass use reviewed: {outcome} (review {})",
+            review.review_id
+        );
         self.append_annotated(read, Annotation::Review(review.clone()))
             .await?;
         Ok(review)
@@ -167,9 +175,12 @@ impl Ledger {
         read.rule_ids = vec![RELEASE_RULE.into()];
         read.subject_person_id = released.entry.subject_person_id.clone();
         read.released = vec![log_record(&released, RELEASE_RULE)];
-        read.reason = "law-enforcement entry released for subject access".into();
         read.justification = note.to_owned();
         let release = SubjectAccessRelease::recorded_by(&read, entry_id, note);
+        read.reason = format!(
+            "law-enforcement entry released for subject access (release {})",
+            release.release_id
+        );
         self.append_annotated(read, Annotation::Release(release.clone()))
             .await?;
         Ok(release)
@@ -262,8 +273,21 @@ impl Ledger {
     pub async fn verify_logged(
         &self,
         read: Entry,
-    ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
-        let outcome = verify_store(self.store(), self.public_key()).await?;
+    ) -> Result<
+        (
+            Result<Verified, Mismatch>,
+            Option<Checkpoint>,
+            Option<crate::domain::ledger::witnessing::Witnessed>,
+        ),
+        Error,
+    > {
+        let outcome = crate::domain::ledger::witnessing::verify_witnessed(
+            self.store(),
+            self.public_key(),
+            self.witnesses(),
+            self.origin(),
+        )
+        .await?;
         match self.record_read(read, &[]).await {
             Ok(()) => Ok(outcome),
             Err(error) if outcome.0.is_err() => {
@@ -313,7 +337,8 @@ async fn latest(store: &Store) -> Result<Checkpoint, Error> {
         })
 }
 
-/// Recomputes everything in the store against its latest checkpoint and `public_key`.
+/// Recomputes everything in the store against its latest checkpoint and `public_key`,
+/// and the tables beside the log against the entries that prove them (see `bound.rs`).
 /// A reader task fetches the next page while this one is checked, so reading and hashing
 /// overlap; the checks themselves run strictly in `seq` order.
 pub async fn verify_store(
@@ -321,22 +346,27 @@ pub async fn verify_store(
     public_key: &[u8],
 ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
     // Read the checkpoint first: entries appended while verifying are beyond it, and the
-    // next verification covers them.
+    // next verification covers them. The bound tables are read after it, so every row an
+    // entry up to the checkpoint wrote is among them (each commits with its entry).
     let checkpoint = store.latest_checkpoint().await?;
+    let mut bound = BoundTables::new(store.bound_rows().await?);
     // Without a checkpoint every row is read, so entries nobody signed are reported.
     let limit = checkpoint.as_ref().map_or(i64::MAX as u64, |c| c.tree_size);
     let (pages, mut received) = tokio::sync::mpsc::channel(VERIFY_PAGES_AHEAD);
     let reader = tokio::spawn(read_pages(store.clone(), limit, pages));
     let mut verifier = Verifier::new();
     let mut outcome = None;
+    let mut stray = Vec::new();
+    let mut changes = KeyChanges::default();
     while let Some(page) = received.recv().await {
         match page {
-            Ok(page) => {
-                if let Some(mismatch) = page.iter().find_map(|row| verifier.push_row(row).err()) {
+            Ok(page) => match check_page(&mut verifier, &mut bound, &mut changes, page) {
+                Ok(seqs) => stray.extend(seqs),
+                Err(mismatch) => {
                     outcome = Some(Err(mismatch));
                     break;
                 }
-            }
+            },
             Err(error) => {
                 reader.abort();
                 return Err(error);
@@ -344,32 +374,153 @@ pub async fn verify_store(
         }
     }
     reader.abort();
-    let outcome = outcome.unwrap_or_else(|| verifier.finish(checkpoint.as_ref(), public_key));
+    // The latest checkpoint verifies with the key given, or with the key the log's
+    // recorded key changes lead to from it.
+    let key = match &checkpoint {
+        Some(latest) if !latest.verify(public_key) => changes.in_force(public_key),
+        _ => public_key.to_vec(),
+    };
+    let outcome = match (outcome, &checkpoint) {
+        (None, Some(latest)) => match changes.check(store, latest).await? {
+            Ok(()) => None,
+            Err(mismatch) => Some(Err(mismatch)),
+        },
+        (outcome, _) => outcome,
+    };
+    let outcome = outcome.unwrap_or_else(|| {
+        let verified = verifier.finish(checkpoint.as_ref(), &key)?;
+        bound.finish(verified.entries)?;
+        match stray.into_iter().min() {
+            None => Ok(verified),
+            Some(seq) => Err(Mismatch {
+                seq,
+                entry_id: String::new(),
+                problem: format!(
+                    "the person index (disclosure_person) has rows for entry {seq}, which \
+                     does not exist: they were inserted or edited"
+                ),
+            }),
+        }
+    });
     Ok((outcome, checkpoint))
 }
 
-/// Sends the rows with `seq` up to `limit`, page by page in order, until done, a read
-/// fails (the error is sent) or the receiver is gone.
+/// A page of the log with the person index rows of the same range of `seq`.
+struct Page {
+    rows: Vec<crate::store::RawLogRow>,
+    persons: Vec<(u64, String)>,
+}
+
+/// Checks a page; person index rows naming no entry of the page are returned, to be
+/// reported once the log itself has verified (a truncated log is named as such first).
+fn check_page(
+    verifier: &mut Verifier,
+    bound: &mut BoundTables,
+    changes: &mut KeyChanges,
+    page: Page,
+) -> Result<Vec<u64>, Mismatch> {
+    let mut persons: HashMap<u64, Vec<String>> = HashMap::new();
+    for (seq, person) in page.persons {
+        persons.entry(seq).or_default().push(person);
+    }
+    for row in &page.rows {
+        let entry = verifier.push_row(row)?;
+        changes.push(row.seq, &entry)?;
+        bound.check(
+            row.seq,
+            &entry,
+            persons.remove(&row.seq).unwrap_or_default(),
+        )?;
+    }
+    Ok(persons.into_keys().collect())
+}
+
+/// Sends the rows with `seq` up to `limit`, page by page in order, each with its person
+/// index rows, until done, a read fails (the error is sent) or the receiver is gone. A
+/// last page without log rows carries the person index rows past `limit` that name no
+/// entry at all.
 async fn read_pages(
     store: Store,
     limit: u64,
-    pages: tokio::sync::mpsc::Sender<Result<Vec<crate::store::RawLogRow>, Error>>,
+    pages: tokio::sync::mpsc::Sender<Result<Page, Error>>,
 ) {
+    use tokio_stream::StreamExt;
+    let mut persons = Box::pin(store.person_index_in_order());
+    let mut pending: Option<(u64, String)> = None;
     let mut after = 0;
     while after < limit {
         let page = store.raw_log_page(after, limit, VERIFY_PAGE).await;
+        let page = match page {
+            Ok(rows) => {
+                // A short page is the last: its person rows run to the limit.
+                let through = match rows.last() {
+                    Some(last) if rows.len() == VERIFY_PAGE as usize => last.seq,
+                    _ => limit,
+                };
+                let mut page_persons = Vec::new();
+                let mut failed = None;
+                loop {
+                    let next = match pending.take() {
+                        Some(row) => Some(Ok(row)),
+                        None => persons.next().await,
+                    };
+                    match next {
+                        Some(Ok(row)) if row.0 <= through => page_persons.push(row),
+                        Some(Ok(row)) => {
+                            pending = Some(row);
+                            break;
+                        }
+                        Some(Err(error)) => {
+                            failed = Some(error);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                match failed {
+                    Some(error) => Err(error),
+                    None => Ok(Page {
+                        rows,
+                        persons: page_persons,
+                    }),
+                }
+            }
+            Err(error) => Err(error),
+        };
         // None after a failed read or an empty page: either ends the reading.
         let next = page
             .as_ref()
             .ok()
-            .and_then(|rows| rows.last())
+            .and_then(|page| page.rows.last())
             .map(|row| row.seq);
         if pages.send(page).await.is_err() {
             return;
         }
         match next {
             Some(seq) => after = seq,
-            None => return,
+            None => break,
         }
     }
+    // Past the checkpoint: rows of entries appended since are fine; others name nothing.
+    let mut beyond: Vec<(u64, String)> = pending.into_iter().collect();
+    while let Some(row) = persons.next().await {
+        match row {
+            Ok(row) => beyond.push(row),
+            Err(error) => {
+                let _ = pages.send(Err(error)).await;
+                return;
+            }
+        }
+    }
+    if beyond.is_empty() {
+        return;
+    }
+    let page = store.log_seqs_after(limit).await.map(|appended| Page {
+        rows: Vec::new(),
+        persons: beyond
+            .into_iter()
+            .filter(|(seq, _)| appended.binary_search(seq).is_err())
+            .collect(),
+    });
+    let _ = pages.send(page).await;
 }

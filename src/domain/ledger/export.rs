@@ -296,11 +296,7 @@ fn checkpoint_record(checkpoint: &Checkpoint) -> ExportRecord {
         signed_at: checkpoint.signed_at.clone(),
         signature: B64.encode(&checkpoint.signature),
         key_id: checkpoint.key_id.clone(),
-        signed_text: Checkpoint::signed_text(
-            checkpoint.tree_size,
-            &checkpoint.root,
-            &checkpoint.signed_at,
-        ),
+        signed_text: checkpoint.text(),
     }
 }
 

@@ -86,14 +86,14 @@ fn event_type(kind: EntryKind, rpc: &str) -> (&'static str, &'static str) {
         {
             EXPORT
         }
-        EntryKind::Refusal => SECURITY_ALERT,
+        EntryKind::Refusal | EntryKind::KeyChange => SECURITY_ALERT,
     }
 }
 
 fn action(kind: EntryKind, event: (&str, &str)) -> &'static str {
     match (kind, event.0) {
         (EntryKind::Review, _) => "C",
-        (EntryKind::Identity, _) => "U",
+        (EntryKind::Identity, _) | (EntryKind::KeyChange, _) => "U",
         (_, "110106") | (_, "110101") => "R",
         _ => "E",
     }

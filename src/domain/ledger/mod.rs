@@ -4,13 +4,17 @@
 
 mod appender;
 pub mod audit;
+pub mod bound;
 pub mod checkpoint;
 pub mod export;
 mod fhir;
 pub mod merkle;
+pub mod note;
 pub mod review;
+pub mod rotation;
 pub mod subject_access;
 pub mod verify;
+pub mod witnessing;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -35,6 +39,9 @@ vocabulary! {
         /// An identity decision (a link on demographics, a review task, a steward's
         /// confirmation, rejection or split) or a steward's view of identity details.
         Identity => "identity",
+        /// The checkpoint signing key changed: checkpoints of sizes after this entry are
+        /// signed by the new key.
+        KeyChange => "key_change",
     }
 }
 
@@ -76,6 +83,16 @@ pub struct LinkUsed {
     pub probability: String,
     /// SHA-256 of the matching rules that scored it.
     pub rules_version: String,
+}
+
+/// A change of the checkpoint signing key, recorded in the log: the entry's own checkpoint
+/// is the old key's last, and every checkpoint of a larger size is the new key's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyChange {
+    /// The key that signed up to this entry: its C2SP vkey.
+    pub old_key: String,
+    /// The key that signs after it: its C2SP vkey.
+    pub new_key: String,
 }
 
 /// A disclosure-log entry. Its canonical encoding (compact JSON, fields in this order) is
@@ -120,6 +137,10 @@ pub struct Entry {
     /// (e.g. `nhs:...`), so the decision not to share is recorded against it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject_asked: String,
+    /// For a key change: the old and the new checkpoint key. Left out when empty, so
+    /// other entries hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_change: Option<KeyChange>,
 }
 
 impl Entry {
@@ -154,6 +175,7 @@ impl Entry {
             identity_links: Vec::new(),
             search_candidates: Vec::new(),
             subject_asked: String::new(),
+            key_change: None,
         }
     }
 

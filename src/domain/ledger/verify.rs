@@ -57,8 +57,8 @@ impl Verifier {
         Verifier::default()
     }
 
-    /// Checks the next stored row.
-    pub fn push_row(&mut self, row: &RawLogRow) -> Result<(), Mismatch> {
+    /// Checks the next stored row; returns the entry it holds.
+    pub fn push_row(&mut self, row: &RawLogRow) -> Result<Entry, Mismatch> {
         let entry: Entry = serde_json::from_str(&row.entry).map_err(|_| Mismatch {
             seq: row.seq,
             entry_id: row
@@ -113,7 +113,8 @@ impl Verifier {
             row.entry.as_bytes(),
             &row.leaf_hash,
             &row.chain_hash,
-        )
+        )?;
+        Ok(entry)
     }
 
     /// Checks the next entry given its canonical bytes and stored hashes (hex).
