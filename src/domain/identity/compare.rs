@@ -269,6 +269,13 @@ impl MatchRules {
 
     /// One record against another: the summed log2 Bayes factors, each comparison's
     /// reading, the vetoes.
+    /// Whether the record's family name is common enough (or of unknown frequency) that
+    /// a namesake elsewhere is as likely as a move.
+    fn commonly_named(&self, a: &Prepared, tf: &dyn TermFrequencies) -> bool {
+        tf.share(NameField::Family, &a.d.family_name)
+            .is_none_or(|share| share >= self.file.postcode_veto_min_family_share)
+    }
+
     fn compare_records(
         &self,
         a: &Prepared,
@@ -301,7 +308,10 @@ impl MatchRules {
                     vetoes.push(Veto::GivenNamesDiffer);
                 }
                 Field::Postcode
-                    if reached.index > 0 && is_else && self.file.veto_postcode_districts_differ =>
+                    if reached.index > 0
+                        && is_else
+                        && self.file.veto_postcode_districts_differ
+                        && self.commonly_named(a, tf) =>
                 {
                     vetoes.push(Veto::PostcodeDistrictsDiffer);
                 }

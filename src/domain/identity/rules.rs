@@ -30,6 +30,10 @@ pub(crate) struct RulesFile {
     pub veto_given_names_differ: bool,
     #[serde(default)]
     pub veto_postcode_districts_differ: bool,
+    /// The family-name share of persons at or above which the postcode-district veto
+    /// applies; a name whose share is not known counts as common.
+    #[serde(default)]
+    pub postcode_veto_min_family_share: f64,
     pub term_frequency: TfSpec,
     pub nicknames: NicknameSpec,
     pub blocking: Vec<BlockingSpec>,

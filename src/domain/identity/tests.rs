@@ -560,6 +560,22 @@ fn a_move_across_postal_districts_is_for_a_person_to_judge() {
         !score.vetoes.contains(&Veto::PostcodeDistrictsDiffer),
         "{near:?}"
     );
+    // A rare family name moving is likely the same person: no veto where its share of
+    // persons on record is known to be small.
+    let rare = Shares::default().with(NameField::Family, "hartley", 0.00001);
+    let linked = rules.resolve(
+        &[],
+        &moved,
+        &[candidate("lucy", vec![], vec![lucy()])],
+        &rare,
+    );
+    assert!(
+        !rules
+            .score(&[], &moved, &candidate("lucy", vec![], vec![lucy()]), &rare)
+            .vetoes
+            .contains(&Veto::PostcodeDistrictsDiffer),
+        "{linked:?}"
+    );
     // And an older record of the candidate in the new district lifts the doubt.
     let both = candidate("lucy", vec![], vec![lucy(), moved.clone()]);
     let again = rules.score(&[], &moved, &both, &none);
