@@ -22,7 +22,7 @@ pub const AMY_NHS: &str = "9990000018";
 pub const BEN_NHS: &str = "9990000026";
 pub const CHLOE_NHS: &str = "9990000034";
 pub const DEAN_NHS: &str = "9990000042";
-pub const DEAN_PNC: &str = "18/0012345D";
+pub const DEAN_PNC: &str = "18/0012345R";
 /// The police's own id for Chloe, Children's Services' case ids, probation's reference.
 pub const CHLOE_POLICE: &str = "NICHE-P-5512";
 pub const CHLOE_CSC: &str = "CSC-C-0001";

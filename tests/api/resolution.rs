@@ -217,7 +217,7 @@ fn chloe_csc() -> Known {
 /// spelling, an older address.
 fn dean_police() -> Known {
     Known {
-        identifiers: vec![pnc("18/0012345D")],
+        identifiers: vec![pnc("18/0012345R")],
         given: "Dean",
         family: "Mills",
         born: "1990-04-12",
@@ -367,7 +367,7 @@ async fn a_potential_match_is_reviewed_and_a_confirmed_match_joins_the_pieces() 
     let police = publish_person(&gateway, "police-iom", &dean_police()).await;
     let csc = publish_person(&gateway, "childrens-services", &dean_csc()).await;
     assert_ne!(police, csc);
-    let pnc_id = pnc("18/0012345D");
+    let pnc_id = pnc("18/0012345R");
     involve(&gateway, "police-iom", &pnc_id).await;
     involve(
         &gateway,
@@ -711,7 +711,7 @@ async fn a_common_name_with_the_same_birthday_elsewhere_is_not_merged() {
 async fn asking_by_name_and_date_of_birth_answers_only_a_unique_match() {
     let gateway = spawn_gateway().await;
     publish_person(&gateway, "police-iom", &dean_police()).await;
-    involve(&gateway, "police-iom", &pnc("18/0012345D")).await;
+    involve(&gateway, "police-iom", &pnc("18/0012345R")).await;
     let search = |given: &str, family: &str, born: &str| SubjectSearch {
         given_name: given.into(),
         family_name: family.into(),
@@ -737,7 +737,7 @@ async fn asking_by_name_and_date_of_birth_answers_only_a_unique_match() {
     // A second Dean Mills born the same day (another PNC id, another town): the search
     // is no longer unique and says nothing about either.
     let namesake = Known {
-        identifiers: vec![pnc("19/0054321K")],
+        identifiers: vec![pnc("19/0054321H")],
         postcode: "LS1 4AP",
         line: "2 Park Row",
         ..dean_police()
@@ -805,7 +805,7 @@ async fn asking_by_name_and_date_of_birth_answers_only_a_unique_match() {
                 Role::IomOfficer,
                 Purpose::OffenderManagement,
             )),
-            subject: by(&pnc("18/0012345D")),
+            subject: by(&pnc("18/0012345R")),
             search: Some(search("Dean", "Mills", "1990-04-12")),
         })
         .await
@@ -996,7 +996,7 @@ async fn the_steward_works_from_the_command_line() {
     let confirmed = steward(&["confirm", &task_id, "--note", "same man, MASH checked"]);
     assert!(confirmed.status.success(), "{}", stderr(&confirmed));
     assert!(stdout(&confirmed).starts_with("Confirmed"));
-    let links = steward(&["links", "--by", "pnc", "18/0012345D"]);
+    let links = steward(&["links", "--by", "pnc", "18/0012345R"]);
     assert!(
         stdout(&links).contains("(steward, probability"),
         "{}",
