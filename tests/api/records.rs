@@ -883,3 +883,69 @@ async fn each_bad_input_is_invalid_argument_naming_the_field() {
     }
     assert_eq!(gateway.count("record").await, before);
 }
+
+#[tokio::test]
+async fn an_end_date_before_the_start_is_refused_naming_end_date_and_nothing_is_stored() {
+    let gateway = spawn_gateway().await;
+    let (child, _) = child_and_adult(&gateway).await;
+    let involvement = publish(
+        &gateway,
+        "health-visiting",
+        "hv-involvement",
+        fact(Category::Involvement(proto::Involvement {
+            person: by_id(&child),
+            team: "Health visiting".into(),
+            contact_route: "duty line".into(),
+            practitioner_id: String::new(),
+            start_date: "2019-01-01".into(),
+            end_date: String::new(),
+        })),
+    )
+    .await;
+    let (versions, trail, requests) = (
+        gateway.count("record_version").await,
+        gateway.count("change_trail").await,
+        gateway.count("client_request").await,
+    );
+    let mut client = gateway.records("health-visiting").await;
+    let end = |request_id: &str, end_date: &str| EndFactRequest {
+        context: Some(acting("health-visiting")),
+        client_request_id: request_id.into(),
+        record_id: involvement.record_id.clone(),
+        end_date: end_date.into(),
+        reason: EndReason::Closed.into(),
+    };
+    let status = client
+        .end_fact(end("end-early", "2018-12-31"))
+        .await
+        .expect_err("an end before the start");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let violations = status
+        .get_details_bad_request()
+        .expect("bad request")
+        .field_violations;
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].field, "end_date");
+    assert!(
+        violations[0].description.contains("start_date"),
+        "{}",
+        violations[0].description
+    );
+    assert_eq!(gateway.count("record_version").await, versions);
+    assert_eq!(gateway.count("change_trail").await, trail);
+    assert_eq!(gateway.count("client_request").await, requests);
+    let kept = history(&gateway, "health-visiting", &involvement.record_id)
+        .await
+        .expect("history");
+    assert_eq!(kept.versions.len(), 1);
+
+    // The same day as the start is a period of one day, and is accepted.
+    let ended = client
+        .end_fact(end("end-same-day", "2019-01-01"))
+        .await
+        .expect("an end on the start day")
+        .into_inner()
+        .receipt
+        .expect("receipt");
+    assert_eq!(ended.version, 2);
+}
