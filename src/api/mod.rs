@@ -8,6 +8,7 @@ mod convert;
 mod convert_records;
 pub mod identity;
 pub mod journal;
+pub mod message_size;
 pub mod notifications;
 pub mod query;
 pub mod records;
