@@ -116,7 +116,7 @@ async fn child_and_adult(gateway: &TestGateway) -> (String, String) {
         gateway,
         "police-iom",
         "p-adult",
-        person(vec![pnc("19/1234567A")], "Dean"),
+        person(vec![pnc("19/1234567J")], "Dean"),
     )
     .await;
     (child.person_ids[0].clone(), adult.person_ids[0].clone())
@@ -297,7 +297,7 @@ async fn the_same_identifier_always_resolves_to_the_same_person_and_clashes_are_
         &gateway,
         "police-iom",
         "clash",
-        person(vec![nhs("9990000018"), pnc("19/1234567A")], "Merged"),
+        person(vec![nhs("9990000018"), pnc("19/1234567J")], "Merged"),
     )
     .await
     .expect_err("clash refused");
@@ -567,7 +567,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "police-iom",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Dean"),
+        person(vec![pnc("20/7654321T")], "Dean"),
     )
     .await;
     let records = gateway.count("record").await;
@@ -575,7 +575,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "police-iom",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Dean"),
+        person(vec![pnc("20/7654321T")], "Dean"),
     )
     .await;
     assert_eq!(first, second);
@@ -587,7 +587,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "probation",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Dean"),
+        person(vec![pnc("20/7654321T")], "Dean"),
     )
     .await;
     assert_ne!(other.record_id, first.record_id);
@@ -597,7 +597,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "police-iom",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Someone else"),
+        person(vec![pnc("20/7654321T")], "Someone else"),
     )
     .await
     .expect_err("reuse with other content");
@@ -636,6 +636,42 @@ async fn nhs_numbers_are_checked_by_their_check_digit() {
     assert!(violation.description.contains("check digit"));
     assert!(
         !status.message().contains("9434765918"),
+        "identifier value leaked"
+    );
+    assert_eq!(gateway.count("person").await, 1);
+}
+
+#[tokio::test]
+async fn pnc_ids_are_checked_by_their_check_letter() {
+    let gateway = spawn_gateway().await;
+    publish(
+        &gateway,
+        "police-iom",
+        "valid",
+        person(vec![pnc("18/12345R")], "Valid"),
+    )
+    .await;
+    let status = try_publish(
+        &gateway,
+        "police-iom",
+        "invalid",
+        person(vec![pnc("18/0012346R")], "Invalid"),
+    )
+    .await
+    .expect_err("bad check letter");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violation = &status
+        .get_details_bad_request()
+        .expect("bad request")
+        .field_violations[0];
+    assert_eq!(violation.field, "fact.person.identifiers[0].value");
+    assert!(
+        violation.description.contains("check letter"),
+        "{}",
+        violation.description
+    );
+    assert!(
+        !status.message().contains("0012346"),
         "identifier value leaked"
     );
     assert_eq!(gateway.count("person").await, 1);

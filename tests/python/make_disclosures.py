@@ -20,7 +20,7 @@ import grpc
 
 from whoami_client import Gateway, generate_stubs
 
-DEAN_PNC = "18/0012345D"
+DEAN_PNC = "18/0012345R"
 TIMEOUT_SECS = 10
 
 
