@@ -12,6 +12,7 @@ pub mod message_size;
 pub mod notifications;
 pub mod query;
 pub mod records;
+pub mod requests;
 pub mod resolution;
 
 /// Code generated from `proto/safegate/v1`.
