@@ -4,6 +4,7 @@
 
 mod audit;
 mod identity;
+mod progress;
 mod query;
 mod witness;
 

@@ -15,6 +15,7 @@ use tonic_health::server::HealthReporter;
 use crate::api::audit::AuditApi;
 use crate::api::caller_layer::CallerLayer;
 use crate::api::identity::IdentityApi;
+use crate::api::message_size::MessageSizeLayer;
 use crate::api::notifications::NotificationApi;
 use crate::api::proto::{
     self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
@@ -210,6 +211,7 @@ impl Application {
                 Arc::clone(&self.registry),
                 self.ledger.clone(),
             ))
+            .layer(MessageSizeLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

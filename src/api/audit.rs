@@ -61,7 +61,7 @@ impl AuditApi {
 }
 
 /// Checks the reader and starts the log-read entry describing them.
-fn reader(
+pub(crate) fn reader(
     caller: &Caller,
     meta: &RequestMeta,
     context: Option<proto::PractitionerContext>,
@@ -148,7 +148,7 @@ impl From<ReviewOutcome> for proto::ReviewOutcome {
     }
 }
 
-fn review_outcome(outcome: proto::ReviewOutcome) -> Result<ReviewOutcome, Error> {
+pub(crate) fn review_outcome(outcome: proto::ReviewOutcome) -> Result<ReviewOutcome, Error> {
     match outcome {
         proto::ReviewOutcome::Appropriate => Ok(ReviewOutcome::Appropriate),
         proto::ReviewOutcome::Inappropriate => Ok(ReviewOutcome::Inappropriate),
@@ -159,7 +159,7 @@ fn review_outcome(outcome: proto::ReviewOutcome) -> Result<ReviewOutcome, Error>
     }
 }
 
-fn export_format(format: proto::ExportFormat) -> Result<ExportFormat, Error> {
+pub(crate) fn export_format(format: proto::ExportFormat) -> Result<ExportFormat, Error> {
     match format {
         proto::ExportFormat::Jsonl => Ok(ExportFormat::Jsonl),
         proto::ExportFormat::Csv => Ok(ExportFormat::Csv),
@@ -222,7 +222,7 @@ impl From<ReportedDisclosure> for proto::SubjectAccessDisclosure {
 }
 
 /// The export's filters, read exactly as ListEntries reads them.
-fn export_filters(request: &ExportEntriesRequest) -> ListEntriesRequest {
+pub(crate) fn export_filters(request: &ExportEntriesRequest) -> ListEntriesRequest {
     ListEntriesRequest {
         context: None,
         person_id: request.person_id.clone(),
@@ -254,7 +254,7 @@ fn signed(checkpoint: Checkpoint, public_key: &[u8]) -> proto::SignedCheckpoint 
     }
 }
 
-fn filter(request: &ListEntriesRequest) -> Result<EntryFilter, Error> {
+pub(crate) fn filter(request: &ListEntriesRequest) -> Result<EntryFilter, Error> {
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let after_seq = match request.page_token.trim() {
         "" => 0,

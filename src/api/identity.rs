@@ -9,6 +9,21 @@ use crate::api::proto::{
 use crate::domain::RequestedContext;
 use crate::domain::ledger::Ledger;
 
+/// WhoAmI's optional context, checked against the caller's system and returned as the
+/// gateway accepted it.
+pub(crate) fn who_am_i_context(
+    caller: &crate::registry::Caller,
+    context: Option<proto::PractitionerContext>,
+) -> Result<Option<proto::PractitionerContext>, crate::error::Error> {
+    let Some(context) = context else {
+        return Ok(None);
+    };
+    let requested = RequestedContext::try_from(context)?;
+    let practitioner = caller.system.practitioner(requested)?;
+    tracing::Span::current().record("safegate.role", practitioner.role.as_str());
+    Ok(Some(proto::PractitionerContext::from(practitioner)))
+}
+
 /// Answers WhoAmI from the caller identity the layer resolved.
 #[derive(Debug, Clone)]
 pub struct IdentityApi {
@@ -29,15 +44,7 @@ impl IdentityService for IdentityApi {
         request: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
         answer(&self.ledger, request, |caller, _meta, request| async move {
-            let context = match request.context {
-                Some(context) => {
-                    let requested = RequestedContext::try_from(context)?;
-                    let practitioner = caller.system.practitioner(requested)?;
-                    tracing::Span::current().record("safegate.role", practitioner.role.as_str());
-                    Some(proto::PractitionerContext::from(practitioner))
-                }
-                None => None,
-            };
+            let context = who_am_i_context(&caller, request.context)?;
             let system = &caller.system;
             Ok(WhoAmIResponse {
                 system_id: system.id.clone(),

@@ -8,9 +8,11 @@ mod convert;
 mod convert_records;
 pub mod identity;
 pub mod journal;
+pub mod message_size;
 pub mod notifications;
 pub mod query;
 pub mod records;
+pub mod requests;
 pub mod resolution;
 
 /// Code generated from `proto/safegate/v1`.

@@ -72,8 +72,21 @@ fn notice(delivered: Delivered) -> proto::Notice {
     }
 }
 
+/// How many notices ListNotices returns: 100 unless the request asks for at most
+/// [`LIST_MAX`].
+pub(crate) fn list_limit(limit: u32) -> Result<u32, Error> {
+    match limit {
+        0 => Ok(100),
+        n if n <= LIST_MAX => Ok(n),
+        _ => Err(Error::invalid(
+            "limit",
+            format!("must be at most {LIST_MAX}"),
+        )),
+    }
+}
+
 /// The delivery entry's base: who receives, on whose behalf.
-fn receiver(
+pub(crate) fn receiver(
     caller: &Caller,
     meta: &RequestMeta,
     context: Option<proto::PractitionerContext>,
@@ -157,16 +170,7 @@ impl NotificationService for NotificationApi {
         request: Request<ListNoticesRequest>,
     ) -> Result<Response<ListNoticesResponse>, Status> {
         answer(&self.ledger, request, |caller, meta, request| async move {
-            let limit = match request.limit {
-                0 => 100,
-                n if n <= LIST_MAX => n,
-                _ => {
-                    return Err(Error::invalid(
-                        "limit",
-                        format!("must be at most {LIST_MAX}"),
-                    ));
-                }
-            };
+            let limit = list_limit(request.limit)?;
             let base = receiver(&caller, &meta, request.context)?;
             let (delivered, acknowledged_cursor) = self
                 .deliveries

@@ -74,7 +74,7 @@ fn person_view(view: crate::domain::query::PersonView) -> proto::PersonView {
 }
 
 /// Builds the question from the request: context, subject and the log entry so far.
-fn question(
+pub(crate) fn question(
     caller: &crate::registry::Caller,
     meta: &crate::api::journal::RequestMeta,
     context: Option<proto::PractitionerContext>,
@@ -195,6 +195,24 @@ impl QueryService for QueryApi {
     }
 }
 
+/// ReloadPolicy, read from the wire: a practitioner of an admin system.
+pub(crate) fn reload_policy_request(
+    caller: &crate::registry::Caller,
+    request: ReloadPolicyRequest,
+) -> Result<(), Error> {
+    practitioner(caller, request.context)?;
+    if !caller.system.admin {
+        return Err(Error::PermissionDenied {
+            rule: "admin.admin_system_only",
+            reason: format!(
+                "agency system `{}` is not an admin system in the registry",
+                caller.system.id
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Reloads the sharing policy for admin systems.
 #[derive(Debug, Clone)]
 pub struct AdminApi {
@@ -220,16 +238,7 @@ impl AdminService for AdminApi {
         request: Request<ReloadPolicyRequest>,
     ) -> Result<Response<ReloadPolicyResponse>, Status> {
         answer(&self.ledger, request, |caller, _meta, request| async move {
-            practitioner(&caller, request.context)?;
-            if !caller.system.admin {
-                return Err(Error::PermissionDenied {
-                    rule: "admin.admin_system_only",
-                    reason: format!(
-                        "agency system `{}` is not an admin system in the registry",
-                        caller.system.id
-                    ),
-                });
-            }
+            reload_policy_request(&caller, request)?;
             Ok(match self.policy.reload(&self.policy_dir).await {
                 Ok(version) => {
                     tracing::info!(%version, system = %caller.system.id, "sharing policy reloaded");

@@ -34,7 +34,7 @@ impl ResolutionApi {
 }
 
 /// The steward acting, and the log entry stamped for the request.
-fn call(
+pub(crate) fn call(
     caller: &Caller,
     meta: &RequestMeta,
     context: Option<proto::PractitionerContext>,
@@ -51,6 +51,26 @@ fn call(
             Some(meta),
         ),
     })
+}
+
+/// ListIdentityLinks, read from the wire: the steward acting and the person asked about.
+pub(crate) fn identity_links_request(
+    caller: &Caller,
+    meta: &RequestMeta,
+    request: ListIdentityLinksRequest,
+) -> Result<(StewardCall, crate::domain::records::PersonRef), Error> {
+    let agency = caller.system.agency;
+    let call = call(caller, meta, request.context)?;
+    let mut violations = Vec::new();
+    let person = Reader {
+        agency,
+        violations: &mut violations,
+    }
+    .person("person".into(), request.person);
+    let Some(person) = person else {
+        return Err(Error::InvalidArgument(violations));
+    };
+    Ok((call, person))
 }
 
 fn card(card: IdentityCard) -> proto::IdentityCard {
@@ -147,17 +167,7 @@ impl IdentityResolutionService for ResolutionApi {
         request: Request<ListIdentityLinksRequest>,
     ) -> Result<Response<ListIdentityLinksResponse>, Status> {
         answer(&self.ledger, request, |caller, meta, request| async move {
-            let agency = caller.system.agency;
-            let call = call(&caller, &meta, request.context)?;
-            let mut violations = Vec::new();
-            let person = Reader {
-                agency,
-                violations: &mut violations,
-            }
-            .person("person".into(), request.person);
-            let Some(person) = person else {
-                return Err(Error::InvalidArgument(violations));
-            };
+            let (call, person) = identity_links_request(&caller, &meta, request)?;
             let links = self.steward.links(call, &person).await?;
             Ok(ListIdentityLinksResponse {
                 links: links.into_iter().map(Into::into).collect(),

@@ -6,7 +6,7 @@
 //! --export` needs neither database nor key: it checks an export file offline against
 //! the public key alone.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,11 +14,12 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::cli::StorageFlags;
+use crate::cli::progress::Meter;
 use crate::config::{Layers, Settings};
 use crate::domain::ledger::checkpoint::public_key_from_pem;
-use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export};
+use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export_reporting};
 use crate::domain::ledger::verify::{Mismatch, Verified};
-use crate::domain::ledger::witnessing::{WitnessPolicy, verify_witnessed};
+use crate::domain::ledger::witnessing::{WitnessPolicy, verify_witnessed_reporting};
 use crate::domain::ledger::{Decision, Entry, EntryKind, Ledger};
 use crate::store::{EntryFilter, Store, StoredEntry};
 
@@ -330,8 +331,17 @@ async fn verify(
         })?),
         None => None,
     };
-    let (outcome, _, witnessed) =
-        verify_witnessed(ledger.store(), &key, policy.as_ref(), &settings.log_origin).await?;
+    let mut meter = Meter::on_stderr("verify", false);
+    let checked = verify_witnessed_reporting(
+        ledger.store(),
+        &key,
+        policy.as_ref(),
+        &settings.log_origin,
+        &mut |p| meter.update(p),
+    )
+    .await;
+    meter.finish();
+    let (outcome, _, witnessed) = checked?;
     let mut read = operator_entry("verify", EntryKind::LogRead);
     read.rule_ids = vec!["audit.verify".into()];
     read.reason = match &outcome {
@@ -383,7 +393,10 @@ pub fn verify_offline(offline: Offline<'_>) -> anyhow::Result<ExitCode> {
     let key = public_key_file(offline.public_key)?;
     let file = std::fs::File::open(offline.export)
         .with_context(|| format!("opening the export {}", offline.export.display()))?;
-    match verify_export(BufReader::new(file), &key) {
+    let mut meter = Meter::on_stderr("verify", false);
+    let checked = verify_export_reporting(BufReader::new(file), &key, &mut |p| meter.update(p));
+    meter.finish();
+    match checked {
         Ok(done) => Ok(verified(&done)),
         Err(ExportCheck::Mismatch(mismatch)) => Ok(tampered(&mismatch)),
         Err(other) => bail!("{}: {other}", offline.export.display()),
@@ -398,7 +411,20 @@ async fn export(ledger: &Ledger, args: &ExportArgs) -> anyhow::Result<ExitCode> 
     };
     let filter = args.filters.to_filter(0);
     let read = operator_entry("export", EntryKind::Export);
-    let mut export = ledger.export(read, &filter, format).await?;
+    // Drawn from the task that reads the log; cleared here once the last line is written.
+    let meter = std::sync::Arc::new(std::sync::Mutex::new(Meter::on_stderr(
+        "export",
+        args.out.is_none() && std::io::stdout().is_terminal(),
+    )));
+    let drawing = std::sync::Arc::clone(&meter);
+    let progress = Box::new(move |p| {
+        if let Ok(mut meter) = drawing.lock() {
+            meter.update(p);
+        }
+    });
+    let mut export = ledger
+        .export_reporting(read, &filter, format, progress)
+        .await?;
     let mut sink: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -413,6 +439,9 @@ async fn export(ledger: &Ledger, args: &ExportArgs) -> anyhow::Result<ExitCode> 
             .context("writing the export")?;
     }
     sink.flush().context("writing the export")?;
+    if let Ok(mut meter) = meter.lock() {
+        meter.finish();
+    }
     if let Some(path) = &args.out {
         eprintln!(
             "exported the disclosure log through entry {} as {format} to {} ({entries} lines); \

@@ -57,6 +57,7 @@ pub mod ledger;
 pub mod notify;
 pub mod policy;
 mod practitioner;
+pub mod progress;
 pub mod query;
 pub mod records;
 mod vocabulary;

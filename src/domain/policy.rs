@@ -398,6 +398,16 @@ impl Rule {
     }
 }
 
+/// The loader's own reading of a policy file's text, before and apart from casbin: every
+/// line parsed and checked (ids, roles, categories, purposes, levels, duplicates), then
+/// compiled into the index [`Policy::load`] builds. Returns the number of rules. Exposed
+/// so the parser can be fuzzed; loading a policy goes through [`Policy::load`].
+pub fn check_rules_text(text: &str) -> Result<usize, PolicyError> {
+    let rules = parse_rules(Path::new(POLICY_FILE), text)?;
+    let policy = compile(policy_version(b"", text.as_bytes()), &rules);
+    Ok(policy.rule_count())
+}
+
 async fn read(path: &Path) -> Result<Vec<u8>, PolicyError> {
     tokio::fs::read(path)
         .await
@@ -929,6 +939,27 @@ mod tests {
 
     fn repo_policies() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+    }
+
+    #[tokio::test]
+    async fn the_text_check_reads_a_policy_as_the_loader_does() {
+        let text = std::fs::read_to_string(repo_policies().join(POLICY_FILE)).expect("policy");
+        let loaded = Policy::load(&repo_policies()).await.expect("loads");
+        assert_eq!(
+            check_rules_text(&text).expect("parses"),
+            loaded.rule_count()
+        );
+        let error = check_rules_text("p, x\n").expect_err("one field is not a rule");
+        assert!(
+            matches!(error, PolicyError::Line { line: 1, .. }),
+            "{error}"
+        );
+        let twice = text.lines().find(|l| l.starts_with("p,")).expect("a rule");
+        let error = check_rules_text(&format!("{twice}\n{twice}\n")).expect_err("duplicate");
+        assert!(
+            matches!(error, PolicyError::Line { line: 2, .. }),
+            "{error}"
+        );
     }
 
     /// A copy of the repository's policy files in a fresh directory, with `extra` appended

@@ -53,6 +53,11 @@ pub enum StoreError {
         backend: Backend,
         source: sqlx::Error,
     },
+    #[error("cannot lock {path} to migrate the SQLite database")]
+    MigrationLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("migrating the {backend:?} database failed")]
     Migrate {
         backend: Backend,
@@ -154,41 +159,29 @@ impl Store {
             })
     }
 
-    /// Applies the backend's migrations that have not run yet. PostgreSQL serialises
-    /// concurrent migrators with an advisory lock; SQLite has none, so when two gateway
-    /// processes start together on one file the loser retries: each migration is its own
-    /// transaction, so by then the winner's are recorded and are not applied twice.
+    /// Applies the backend's migrations that have not run yet. Concurrent migrators are
+    /// serialised: PostgreSQL's by sqlx's advisory lock, SQLite's (which has no such lock)
+    /// by an exclusive lock on a file beside the database, `<db>.migrate.lock`, held for
+    /// the whole run. So when two gateway processes start together on one file, the second
+    /// reads which migrations are applied only once the first has finished, and applies
+    /// none twice.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match migrator.run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                // Only a collision with a concurrent migrator is retried; a broken migration
-                // fails at once with its own error.
-                Err(error)
-                    if self.backend == Backend::Sqlite
-                        && attempt < 20
-                        && concurrent_migration(&error) =>
-                {
-                    tracing::info!(
-                        attempt,
-                        "another process is migrating this SQLite database; retrying"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-                Err(source) => {
-                    return Err(StoreError::Migrate {
-                        backend: self.backend,
-                        source,
-                    });
-                }
-            }
-        }
+        // An in-memory SQLite database lives in this process alone: nothing to serialise.
+        let _lock = match &self.sqlite_file {
+            Some(file) => Some(MigrationLock::acquire(file).await?),
+            None => None,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: self.backend,
+                source,
+            })
     }
 
     /// Opens a write transaction.
@@ -258,13 +251,6 @@ fn unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Whether a SQLite migration failed because another process was applying the same
-/// migrations at the same moment (its tables already exist, or the file is busy).
-fn concurrent_migration(error: &sqlx::migrate::MigrateError) -> bool {
-    let text = error.to_string();
-    text.contains("already exists") || text.contains("database is locked") || text.contains("busy")
-}
-
 /// Database error codes that mean "the database is not there or cannot serve now"
 /// rather than "this statement is wrong": PostgreSQL SQLSTATE classes 08 (connection),
 /// 53 (resources), 57 (operator intervention, e.g. the database was dropped), 58 (system)
@@ -279,6 +265,44 @@ fn unavailable_code(code: &str) -> bool {
     }
     code.parse::<u32>()
         .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+}
+
+/// An exclusive lock on `<db>.migrate.lock`, held while one process migrates a SQLite
+/// file; released when dropped, or by the operating system if the process dies.
+struct MigrationLock {
+    _file: std::fs::File,
+}
+
+impl MigrationLock {
+    async fn acquire(database: &std::path::Path) -> Result<Self, StoreError> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".migrate.lock");
+        let path = PathBuf::from(name);
+        let failed = |path: &PathBuf, source| StoreError::MigrationLock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| failed(&path, source))?;
+        match file.try_lock() {
+            Ok(()) => return Ok(MigrationLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!("another process is migrating this SQLite database; waiting");
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(failed(&path, source)),
+        }
+        // Waiting blocks a thread, so not one of the runtime's workers.
+        let waited = path.clone();
+        tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|join| failed(&waited, std::io::Error::other(join)))?
+            .map(|file| MigrationLock { _file: file })
+            .map_err(|source| failed(&path, source))
+    }
 }
 
 /// The file a `sqlite:` URL names, if it names one (not `:memory:`).
@@ -307,6 +331,26 @@ mod tests {
         assert!(unavailable_code("522")); // SQLITE_IOERR_SHORT_READ
         assert!(!unavailable_code("23505")); // unique violation: a bug or a conflict
         assert!(!unavailable_code("2067")); // SQLITE_CONSTRAINT_UNIQUE
+    }
+
+    #[tokio::test]
+    async fn a_second_sqlite_migrator_waits_until_the_first_has_finished() {
+        let dir = std::env::temp_dir().join(format!("safegate-lock-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let database = dir.join("gateway.db");
+        let first = MigrationLock::acquire(&database).await.expect("first lock");
+        assert!(dir.join("gateway.db.migrate.lock").exists());
+        let waiting = database.clone();
+        let second = tokio::spawn(async move { MigrationLock::acquire(&waiting).await.is_ok() });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second migrator did not wait");
+        drop(first);
+        let acquired = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the second migrator still waits after the first finished")
+            .expect("task");
+        assert!(acquired);
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

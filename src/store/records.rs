@@ -809,7 +809,8 @@ async fn end(
 ) -> Result<(Receipt, Fact), Failure> {
     let head = changeable_head(conn, actor, record_id).await?;
     let mut fact = current_payload(conn, record_id, head.current_version).await?;
-    fact.end(day, reason);
+    fact.end(day, reason)
+        .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
     let version = head.current_version + 1;
     let new = NewVersion {
         record_id,

@@ -158,3 +158,84 @@ fn offline_verification_needs_the_public_key() {
         stderr(&refused)
     );
 }
+
+/// Runs `safegate ARGS` with a pseudo-terminal as its stdout and stderr (util-linux
+/// `script`), and returns everything the terminal showed.
+fn on_a_terminal(args: &[&str]) -> String {
+    let quote = |arg: &str| format!("'{}'", arg.replace('\'', r"'\''"));
+    let line = std::iter::once(env!("CARGO_BIN_EXE_safegate"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut command = std::process::Command::new("script");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SAFEGATE_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command
+        .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env("USER", "test-operator")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script` runs");
+    let shown = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{line}:\n{shown}");
+    shown
+}
+
+#[tokio::test]
+async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
+    let gateway = crate::helpers::spawn_gateway().await;
+    refusals(&gateway, 30).await;
+    let out = temp_dir("cli-progress").join("log.jsonl");
+    let out = out.to_str().expect("path");
+    let key = public_key(&gateway);
+    let offline = ["audit", "verify", "--export", out, "--public-key", &key];
+    let is_progress = |text: &str| text.contains("entries/s") || text.contains('\r');
+
+    // Piped (as every Command's output is here): the results alone.
+    let exported = audit_cli(&gateway, &["export", "--format", "jsonl", "--out", out]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    for output in [
+        audit_cli(&gateway, &["verify"]),
+        safegate(&offline),
+        exported,
+    ] {
+        assert!(output.status.success(), "{}", stderr(&output));
+        for text in [stdout(&output), stderr(&output)] {
+            assert!(
+                !is_progress(&text),
+                "progress text in piped output: {text:?}"
+            );
+            assert!(!text.contains('\u{1b}'), "terminal control codes: {text:?}");
+        }
+    }
+
+    // On a terminal: entries done of the total, the rate, and the line cleared after.
+    let url = gateway.database.url();
+    let signing = gateway.pki.dir.join("checkpoint.key");
+    let signing = signing.to_str().expect("path");
+    let access = ["--database-url", url.as_str(), "--checkpoint-key", signing];
+    let online = on_a_terminal(&[&["audit", "verify"][..], &access].concat());
+    assert!(online.contains("verify: "), "{online:?}");
+    assert!(online.contains(" entries (100%), "), "{online:?}");
+    assert!(online.contains("entries/s"), "{online:?}");
+    assert!(online.contains("\r\u{1b}[K"), "{online:?}");
+    assert!(online.contains("OK: "), "{online:?}");
+    let offline = on_a_terminal(&offline);
+    assert!(offline.contains("verify: "), "{offline:?}");
+    assert!(offline.contains("entries/s"), "{offline:?}");
+    let other = temp_dir("cli-progress-tty").join("log.jsonl");
+    let export = [
+        &["audit", "export", "--format", "jsonl", "--out"][..],
+        &[other.to_str().expect("path")],
+        &access,
+    ]
+    .concat();
+    let exported = on_a_terminal(&export);
+    assert!(exported.contains("export: "), "{exported:?}");
+    assert!(exported.contains("entries/s"), "{exported:?}");
+}

@@ -21,6 +21,7 @@ use safegate::api::proto::identity_service_client::IdentityServiceClient;
 use safegate::api::proto::{
     ListEntriesRequest, LogEntry, Role, VerifyLogRequest, VerifyLogResponse, WhoAmIRequest,
 };
+use sqlx::Connection;
 use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -66,48 +67,7 @@ impl Deployment {
     async fn serve(&self, name: &str) -> Process {
         let mut last_log = String::new();
         for attempt in 1..=3 {
-            let addr = free_port();
-            let log = self.dir.join(format!("{name}-{attempt}.log"));
-            let stderr = File::create(&log).expect("create the process log");
-            let mut command = Command::new(SAFEGATE);
-            command
-                .arg("serve")
-                .arg("--listen")
-                .arg(addr.to_string())
-                .arg("--data-dir")
-                .arg(&self.dir)
-                .arg("--database-url")
-                .arg(self.database.url())
-                .arg("--registry")
-                .arg(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/policies/registry.toml"
-                ))
-                .arg("--policy-dir")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
-                .arg("--pki-dir")
-                .arg(&self.pki)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(stderr));
-            for (key, _) in std::env::vars() {
-                if key.starts_with("SAFEGATE_") || key == "OTEL_EXPORTER_OTLP_ENDPOINT" {
-                    command.env_remove(key);
-                }
-            }
-            command
-                .env("SAFEGATE_LOG_FORMAT", "json")
-                .env("SAFEGATE_LOG_FILTER", "info")
-                .env("SAFEGATE_HEALTH_INTERVAL_MS", "100")
-                .env("SAFEGATE_SHUTDOWN_GRACE_SECS", "2");
-            let child = command.spawn().expect("spawn `safegate serve`");
-            let mut process = Process {
-                name: name.to_owned(),
-                child,
-                addr,
-                log,
-                pki: self.pki.clone(),
-            };
+            let mut process = self.start(name, attempt);
             match process.wait_until_serving().await {
                 Ok(()) => return process,
                 Err(exited) => {
@@ -120,6 +80,52 @@ impl Deployment {
             }
         }
         panic!("`safegate serve` ({name}) did not start:\n{last_log}");
+    }
+
+    /// Starts `safegate serve` on a free port without waiting for it.
+    fn start(&self, name: &str, attempt: u32) -> Process {
+        let addr = free_port();
+        let log = self.dir.join(format!("{name}-{attempt}.log"));
+        let stderr = File::create(&log).expect("create the process log");
+        let mut command = Command::new(SAFEGATE);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .arg("--database-url")
+            .arg(self.database.url())
+            .arg("--registry")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/policies/registry.toml"
+            ))
+            .arg("--policy-dir")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .arg("--pki-dir")
+            .arg(&self.pki)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SAFEGATE_") || key == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("SAFEGATE_LOG_FORMAT", "json")
+            .env("SAFEGATE_LOG_FILTER", "info")
+            .env("SAFEGATE_HEALTH_INTERVAL_MS", "100")
+            .env("SAFEGATE_SHUTDOWN_GRACE_SECS", "2");
+        let child = command.spawn().expect("spawn `safegate serve`");
+        Process {
+            name: name.to_owned(),
+            child,
+            addr,
+            log,
+            pki: self.pki.clone(),
+        }
     }
 }
 
@@ -166,6 +172,19 @@ impl Process {
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether the process answers SERVING now.
+    async fn serving(&self) -> bool {
+        match channel(self.addr, &self.pki, "ig-office").await {
+            Ok(channel) => HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32),
+            Err(_) => false,
         }
     }
 
@@ -641,6 +660,112 @@ async fn started_at_once() {
     let verified = b.verify().await;
     assert!(verified.valid, "{}", verified.problem);
     assert_eq!(verified.entries, 40);
+}
+
+/// While another process migrates (holds the migration lock), a starting gateway waits:
+/// it applies nothing and does not serve; once the lock is released it migrates and serves.
+/// On SQLite the lock is `<db>.migrate.lock`, on PostgreSQL sqlx's advisory lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_gateway_waits_while_another_process_migrates() {
+    tokio::time::timeout(TEST_TIMEOUT, waits_for_the_migration_lock())
+        .await
+        .expect("the migration-lock test did not finish within its time bound");
+}
+
+async fn waits_for_the_migration_lock() {
+    let deployment = Deployment::new("migrate-lock").await;
+    let held = MigrationLockHeld::take(&deployment.database).await;
+    let mut waiting = deployment.start("waiting", 1);
+    let held_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < held_until {
+        waiting.assert_running();
+        assert!(
+            !waiting.serving().await,
+            "the gateway served while another process held the migration lock; log:\n{}",
+            waiting.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sqlx::any::install_default_drivers();
+    let mut database = sqlx::AnyConnection::connect(&deployment.database.url())
+        .await
+        .expect("connect to the test database");
+    let applied = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&mut database)
+        .await;
+    assert!(
+        applied.is_err(),
+        "migrations were applied while another process held the lock: {applied:?}"
+    );
+    database.close().await.expect("close");
+    held.release().await;
+    waiting
+        .wait_until_serving()
+        .await
+        .expect("the gateway migrates and serves once the lock is released");
+}
+
+/// The lock a migrating gateway holds, held by the test as another migrator would.
+enum MigrationLockHeld {
+    Sqlite(File),
+    Postgres(sqlx::PgConnection),
+}
+
+impl MigrationLockHeld {
+    async fn take(database: &TestDatabase) -> Self {
+        match database {
+            TestDatabase::Sqlite { file } => {
+                let mut name = file.as_os_str().to_owned();
+                name.push(".migrate.lock");
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(name)
+                    .expect("open the migration lock file");
+                lock.lock().expect("lock the migration lock file");
+                MigrationLockHeld::Sqlite(lock)
+            }
+            TestDatabase::Postgres { name, .. } => {
+                let mut connection = sqlx::PgConnection::connect(&database.url())
+                    .await
+                    .expect("connect to the test database");
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(sqlx_migration_lock_id(name))
+                    .execute(&mut connection)
+                    .await
+                    .expect("take the migration advisory lock");
+                MigrationLockHeld::Postgres(connection)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            MigrationLockHeld::Sqlite(lock) => drop(lock),
+            // A session's advisory locks end with the session.
+            MigrationLockHeld::Postgres(connection) => {
+                connection.close().await.expect("close the lock's session");
+            }
+        }
+    }
+}
+
+/// The advisory lock id sqlx 0.8's PostgreSQL migrator takes for `database`:
+/// 0x3d32ad9e times the CRC-32 (ISO-HDLC) of the database name.
+fn sqlx_migration_lock_id(database: &str) -> i64 {
+    let mut crc: u32 = 0xffff_ffff;
+    for byte in database.bytes() {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    0x3d32_ad9e * i64::from(!crc)
 }
 
 fn backend(database: &TestDatabase) -> &'static str {

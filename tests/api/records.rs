@@ -116,7 +116,7 @@ async fn child_and_adult(gateway: &TestGateway) -> (String, String) {
         gateway,
         "police-iom",
         "p-adult",
-        person(vec![pnc("19/1234567A")], "Dean"),
+        person(vec![pnc("19/1234567J")], "Dean"),
     )
     .await;
     (child.person_ids[0].clone(), adult.person_ids[0].clone())
@@ -297,7 +297,7 @@ async fn the_same_identifier_always_resolves_to_the_same_person_and_clashes_are_
         &gateway,
         "police-iom",
         "clash",
-        person(vec![nhs("9990000018"), pnc("19/1234567A")], "Merged"),
+        person(vec![nhs("9990000018"), pnc("19/1234567J")], "Merged"),
     )
     .await
     .expect_err("clash refused");
@@ -567,7 +567,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "police-iom",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Dean"),
+        person(vec![pnc("20/7654321T")], "Dean"),
     )
     .await;
     let records = gateway.count("record").await;
@@ -575,7 +575,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "police-iom",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Dean"),
+        person(vec![pnc("20/7654321T")], "Dean"),
     )
     .await;
     assert_eq!(first, second);
@@ -587,7 +587,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "probation",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Dean"),
+        person(vec![pnc("20/7654321T")], "Dean"),
     )
     .await;
     assert_ne!(other.record_id, first.record_id);
@@ -597,7 +597,7 @@ async fn a_retry_returns_the_first_result_and_stores_nothing_twice() {
         &gateway,
         "police-iom",
         "retry-me",
-        person(vec![pnc("20/7654321B")], "Someone else"),
+        person(vec![pnc("20/7654321T")], "Someone else"),
     )
     .await
     .expect_err("reuse with other content");
@@ -636,6 +636,42 @@ async fn nhs_numbers_are_checked_by_their_check_digit() {
     assert!(violation.description.contains("check digit"));
     assert!(
         !status.message().contains("9434765918"),
+        "identifier value leaked"
+    );
+    assert_eq!(gateway.count("person").await, 1);
+}
+
+#[tokio::test]
+async fn pnc_ids_are_checked_by_their_check_letter() {
+    let gateway = spawn_gateway().await;
+    publish(
+        &gateway,
+        "police-iom",
+        "valid",
+        person(vec![pnc("18/12345R")], "Valid"),
+    )
+    .await;
+    let status = try_publish(
+        &gateway,
+        "police-iom",
+        "invalid",
+        person(vec![pnc("18/0012346R")], "Invalid"),
+    )
+    .await
+    .expect_err("bad check letter");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violation = &status
+        .get_details_bad_request()
+        .expect("bad request")
+        .field_violations[0];
+    assert_eq!(violation.field, "fact.person.identifiers[0].value");
+    assert!(
+        violation.description.contains("check letter"),
+        "{}",
+        violation.description
+    );
+    assert!(
+        !status.message().contains("0012346"),
         "identifier value leaked"
     );
     assert_eq!(gateway.count("person").await, 1);
@@ -882,4 +918,70 @@ async fn each_bad_input_is_invalid_argument_naming_the_field() {
         assert_eq!(fields, [field], "{label}");
     }
     assert_eq!(gateway.count("record").await, before);
+}
+
+#[tokio::test]
+async fn an_end_date_before_the_start_is_refused_naming_end_date_and_nothing_is_stored() {
+    let gateway = spawn_gateway().await;
+    let (child, _) = child_and_adult(&gateway).await;
+    let involvement = publish(
+        &gateway,
+        "health-visiting",
+        "hv-involvement",
+        fact(Category::Involvement(proto::Involvement {
+            person: by_id(&child),
+            team: "Health visiting".into(),
+            contact_route: "duty line".into(),
+            practitioner_id: String::new(),
+            start_date: "2019-01-01".into(),
+            end_date: String::new(),
+        })),
+    )
+    .await;
+    let (versions, trail, requests) = (
+        gateway.count("record_version").await,
+        gateway.count("change_trail").await,
+        gateway.count("client_request").await,
+    );
+    let mut client = gateway.records("health-visiting").await;
+    let end = |request_id: &str, end_date: &str| EndFactRequest {
+        context: Some(acting("health-visiting")),
+        client_request_id: request_id.into(),
+        record_id: involvement.record_id.clone(),
+        end_date: end_date.into(),
+        reason: EndReason::Closed.into(),
+    };
+    let status = client
+        .end_fact(end("end-early", "2018-12-31"))
+        .await
+        .expect_err("an end before the start");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let violations = status
+        .get_details_bad_request()
+        .expect("bad request")
+        .field_violations;
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].field, "end_date");
+    assert!(
+        violations[0].description.contains("start_date"),
+        "{}",
+        violations[0].description
+    );
+    assert_eq!(gateway.count("record_version").await, versions);
+    assert_eq!(gateway.count("change_trail").await, trail);
+    assert_eq!(gateway.count("client_request").await, requests);
+    let kept = history(&gateway, "health-visiting", &involvement.record_id)
+        .await
+        .expect("history");
+    assert_eq!(kept.versions.len(), 1);
+
+    // The same day as the start is a period of one day, and is accepted.
+    let ended = client
+        .end_fact(end("end-same-day", "2019-01-01"))
+        .await
+        .expect("an end on the start day")
+        .into_inner()
+        .receipt
+        .expect("receipt");
+    assert_eq!(ended.version, 2);
 }

@@ -5,7 +5,7 @@ use safegate::api::proto::{WhoAmIRequest, identity_service_client::IdentityServi
 use safegate::pki::{CertificateAuthority, Validity};
 use tonic::Code;
 
-use crate::helpers::{spawn_gateway, tls_handshake};
+use crate::helpers::{acting, spawn_gateway, tls_handshake};
 
 #[tokio::test]
 async fn a_registered_certificate_completes_the_handshake() {
@@ -105,4 +105,53 @@ async fn a_valid_certificate_of_an_unregistered_system_is_unauthenticated() {
             status.message()
         );
     }
+}
+
+#[tokio::test]
+async fn a_request_over_the_size_limit_is_resource_exhausted_on_unary_and_streaming_calls() {
+    use safegate::api::proto::{
+        PersonDetails, PublishRequest, SubscribeRequest, fact::Category,
+        notification_service_client::NotificationServiceClient,
+    };
+
+    let gateway = spawn_gateway().await;
+    // Over tonic's default 4 MiB decode limit; the client's own send limit is unbounded.
+    let oversized = "x".repeat(5 * 1024 * 1024);
+    let mut context = acting("police-iom");
+    context.justification = oversized.clone();
+    let status = gateway
+        .records("police-iom")
+        .await
+        .publish(PublishRequest {
+            context: Some(acting("police-iom")),
+            client_request_id: "too-big".into(),
+            fact: Some(safegate::api::proto::Fact {
+                category: Some(Category::Person(PersonDetails {
+                    given_name: oversized,
+                    ..Default::default()
+                })),
+            }),
+        })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(gateway.count("record").await, 0);
+
+    let status = NotificationServiceClient::new(gateway.channel("police-iom").await)
+        .subscribe(SubscribeRequest {
+            context: Some(context),
+            after_cursor: 0,
+        })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    // A request under the limit is answered as usual.
+    let who = gateway.who_am_i("police-iom", None).await.expect("whoami");
+    assert_eq!(who.system_id, "police-iom");
 }

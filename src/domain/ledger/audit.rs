@@ -12,6 +12,7 @@ use crate::domain::ledger::review::{
 use crate::domain::ledger::rotation::KeyChanges;
 use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
 use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
+use crate::domain::progress::{OnProgress, Progress, unwatched};
 use crate::domain::{Practitioner, Purpose, Role};
 use crate::error::Error;
 use crate::store::{EntryFilter, Store, StoredEntry};
@@ -345,6 +346,16 @@ pub async fn verify_store(
     store: &Store,
     public_key: &[u8],
 ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
+    verify_store_reporting(store, public_key, &mut unwatched).await
+}
+
+/// [`verify_store`], telling `progress` after each page how many entries are checked, of
+/// the checkpoint's size (or of an unknown total when the log has no checkpoint).
+pub async fn verify_store_reporting(
+    store: &Store,
+    public_key: &[u8],
+    progress: OnProgress<'_>,
+) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
     // Read the checkpoint first: entries appended while verifying are beyond it, and the
     // next verification covers them. The bound tables are read after it, so every row an
     // entry up to the checkpoint wrote is among them (each commits with its entry).
@@ -360,13 +371,19 @@ pub async fn verify_store(
     let mut changes = KeyChanges::default();
     while let Some(page) = received.recv().await {
         match page {
-            Ok(page) => match check_page(&mut verifier, &mut bound, &mut changes, page) {
-                Ok(seqs) => stray.extend(seqs),
-                Err(mismatch) => {
-                    outcome = Some(Err(mismatch));
-                    break;
+            Ok(page) => {
+                match check_page(&mut verifier, &mut bound, &mut changes, page) {
+                    Ok(seqs) => stray.extend(seqs),
+                    Err(mismatch) => {
+                        outcome = Some(Err(mismatch));
+                        break;
+                    }
                 }
-            },
+                progress(Progress {
+                    done: verifier.entries(),
+                    total: checkpoint.as_ref().map(|c| c.tree_size),
+                });
+            }
             Err(error) => {
                 reader.abort();
                 return Err(error);

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::domain::ledger::merkle::Hash;
 use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
 use crate::domain::ledger::{Checkpoint, Decision, Entry, EntryKind, Ledger, fhir, now};
+use crate::domain::progress::{OnProgress, Progress, unwatched};
 use crate::error::Error;
 use crate::store::{EntryFilter, Store, StoredEntry};
 
@@ -161,9 +162,23 @@ impl Ledger {
     /// included. Paging fields of `filter` are ignored.
     pub async fn export(
         &self,
+        read: Entry,
+        filter: &EntryFilter,
+        format: ExportFormat,
+    ) -> Result<Export, Error> {
+        self.export_reporting(read, filter, format, Box::new(unwatched))
+            .await
+    }
+
+    /// [`Ledger::export`], telling `progress` after each page how far through the log the
+    /// export has read, of the size it covers. A filtered export reads every entry up to
+    /// that size and writes only the matching ones, so it counts the entries read.
+    pub async fn export_reporting(
+        &self,
         mut read: Entry,
         filter: &EntryFilter,
         format: ExportFormat,
+        progress: Box<dyn FnMut(Progress) + Send>,
     ) -> Result<Export, Error> {
         let filters = ExportFilters::of(filter);
         read.kind = EntryKind::Export;
@@ -210,6 +225,7 @@ impl Ledger {
             header,
             checkpoint,
             sender,
+            progress,
         ));
         Ok(Export {
             format,
@@ -227,7 +243,9 @@ async fn stream_export(
     header: ExportRecord,
     checkpoint: Checkpoint,
     sender: mpsc::Sender<Result<String, Error>>,
+    mut progress: Box<dyn FnMut(Progress) + Send>,
 ) {
+    let total = Some(checkpoint.tree_size);
     let opening = match format {
         ExportFormat::Jsonl => json_line(&header),
         ExportFormat::Csv => csv_header(),
@@ -252,10 +270,19 @@ async fn stream_export(
             // The reader went away; nothing more to do.
             return;
         }
+        progress(Progress {
+            done: filter.after_seq,
+            total,
+        });
         if !full {
             break;
         }
     }
+    // A filtered export's last page may end before the covered size: it is all read.
+    progress(Progress {
+        done: checkpoint.tree_size,
+        total,
+    });
     if format == ExportFormat::Jsonl {
         let _ = sender
             .send(Ok(json_line(&checkpoint_record(&checkpoint))))
@@ -445,6 +472,16 @@ pub enum ExportCheck {
 /// every entry's canonical encoding, leaf and chain hash, the order, the Merkle root and
 /// the signed checkpoint. Names the first entry (or line) that does not match.
 pub fn verify_export(export: impl BufRead, public_key: &[u8]) -> Result<Verified, ExportCheck> {
+    verify_export_reporting(export, public_key, &mut unwatched)
+}
+
+/// [`verify_export`], telling `progress` after each entry how many are checked, of the
+/// size the export's header says it covers.
+pub fn verify_export_reporting(
+    export: impl BufRead,
+    public_key: &[u8],
+    progress: OnProgress<'_>,
+) -> Result<Verified, ExportCheck> {
     let mut lines = export.lines().enumerate();
     let edited = |line: usize, seq: u64, problem: String| {
         ExportCheck::Mismatch(Mismatch {
@@ -456,20 +493,24 @@ pub fn verify_export(export: impl BufRead, public_key: &[u8]) -> Result<Verified
     let Some((_, first)) = lines.next() else {
         return Err(ExportCheck::NotAnExport("the file is empty".into()));
     };
-    match serde_json::from_str::<ExportRecord>(&first?) {
+    let total = match serde_json::from_str::<ExportRecord>(&first?) {
         Ok(ExportRecord::Header {
-            format, filters, ..
+            format,
+            filters,
+            tree_size,
+            ..
         }) if format == JSONL_FORMAT => {
             if !filters.is_empty() {
                 return Err(ExportCheck::Filtered(filters.names().join(", ")));
             }
+            tree_size
         }
         _ => {
             return Err(ExportCheck::NotAnExport(
                 "the first line is not its header".into(),
             ));
         }
-    }
+    };
     let mut verifier = Verifier::new();
     let mut next_seq = 1;
     let mut checkpoint = None;
@@ -521,6 +562,10 @@ pub fn verify_export(export: impl BufRead, public_key: &[u8]) -> Result<Verified
                         })
                     })?;
                 next_seq = seq + 1;
+                progress(Progress {
+                    done: verifier.entries(),
+                    total: Some(total),
+                });
             }
             ExportRecord::Checkpoint {
                 tree_size,

@@ -57,6 +57,11 @@ impl Verifier {
         Verifier::default()
     }
 
+    /// How many entries have been checked so far.
+    pub fn entries(&self) -> u64 {
+        self.size
+    }
+
     /// Checks the next stored row; returns the entry it holds.
     pub fn push_row(&mut self, row: &RawLogRow) -> Result<Entry, Mismatch> {
         let entry: Entry = serde_json::from_str(&row.entry).map_err(|_| Mismatch {

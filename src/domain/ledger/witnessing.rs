@@ -612,8 +612,33 @@ pub async fn verify_witnessed(
     ),
     Error,
 > {
+    verify_witnessed_reporting(
+        store,
+        public_key,
+        policy,
+        origin,
+        &mut crate::domain::progress::unwatched,
+    )
+    .await
+}
+
+/// [`verify_witnessed`], telling `progress` how far the log's own verification is.
+pub async fn verify_witnessed_reporting(
+    store: &Store,
+    public_key: &[u8],
+    policy: Option<&WitnessPolicy>,
+    origin: &str,
+    progress: crate::domain::progress::OnProgress<'_>,
+) -> Result<
+    (
+        Result<crate::domain::ledger::verify::Verified, Mismatch>,
+        Option<Checkpoint>,
+        Option<Witnessed>,
+    ),
+    Error,
+> {
     let (outcome, checkpoint) =
-        crate::domain::ledger::audit::verify_store(store, public_key).await?;
+        crate::domain::ledger::audit::verify_store_reporting(store, public_key, progress).await?;
     let (Ok(done), Some(policy)) = (&outcome, policy) else {
         return Ok((outcome, checkpoint, None));
     };

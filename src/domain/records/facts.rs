@@ -635,17 +635,43 @@ impl Fact {
         c.violations
     }
 
+    /// The day the fact began, for facts that have one: a period's start, a court order's
+    /// made date. An end before it is refused.
+    pub fn start_day(&self) -> Option<(Day, &'static str)> {
+        match self {
+            Fact::Person(_) | Fact::Link(_) | Fact::PoliceEvent(_) => None,
+            Fact::CourtOrder(f) => Some((f.made, "made_date")),
+            Fact::Involvement(f) => Some((f.start, "start_date")),
+            Fact::Iom(f) => Some((f.start, "start_date")),
+            Fact::LegalStatus(f) => Some((f.start, "start_date")),
+            Fact::ContactArrangement(f) => Some((f.start, "start_date")),
+            Fact::ProbationSupervision(f) => Some((f.start, "start_date")),
+            Fact::HealthInvolvement(f) => Some((f.start, "start_date")),
+            Fact::Education(f) => Some((f.start, "start_date")),
+        }
+    }
+
     /// Records that the fact ended on `day` for `reason`, in the fact's own fields where it
     /// has them. Facts without an end (a link, an event) are ended by the version alone.
-    pub fn end(&mut self, day: Day, reason: EndReason) {
+    /// An end before the fact's start is refused as a violation of `end_date`, and the fact
+    /// is left as it was.
+    pub fn end(&mut self, day: Day, reason: EndReason) -> Result<(), FieldViolation> {
+        if let Some((start, start_field)) = self.start_day()
+            && day < start
+        {
+            return Err(FieldViolation::new(
+                "end_date",
+                format!("must not be before the fact's {start_field}"),
+            ));
+        }
         let end = match self {
-            Fact::Person(_) | Fact::Link(_) | Fact::PoliceEvent(_) => return,
+            Fact::Person(_) | Fact::Link(_) | Fact::PoliceEvent(_) => return Ok(()),
             Fact::CourtOrder(f) => {
                 f.status = match reason {
                     EndReason::Expired => CourtOrderStatus::Expired,
                     _ => CourtOrderStatus::Discharged,
                 };
-                return;
+                return Ok(());
             }
             Fact::Involvement(f) => &mut f.end,
             Fact::Iom(f) => &mut f.end,
@@ -656,6 +682,7 @@ impl Fact {
             Fact::Education(f) => &mut f.end,
         };
         *end = Some(day);
+        Ok(())
     }
 }
 
@@ -739,6 +766,39 @@ mod tests {
                 "facts[4].involvement.end_date"
             ]
         );
+    }
+
+    #[test]
+    fn an_end_before_the_start_is_refused_and_leaves_the_fact_as_it_was() {
+        let mut status = care_order_at_home(Some(PersonRef::PersonId("p-mum".into())));
+        let before = status.clone();
+        let violation = status
+            .end(day("2018-02-28"), EndReason::Closed)
+            .expect_err("an end before the start");
+        assert_eq!(violation.field, "end_date");
+        assert_eq!(status, before);
+        status
+            .end(day("2018-03-01"), EndReason::Closed)
+            .expect("an end on the start day");
+        assert_ne!(status, before);
+
+        let mut order = Fact::CourtOrder(CourtOrder {
+            order_type: CourtOrderType::RestrainingOrder,
+            respondent: PersonRef::PersonId("p-adult".into()),
+            protected_persons: vec![child()],
+            conditions: "No contact".into(),
+            made: day("2019-05-01"),
+            served: None,
+            expires: None,
+            status: CourtOrderStatus::InForce,
+        });
+        let violation = order
+            .end(day("2019-04-30"), EndReason::Expired)
+            .expect_err("an end before the order was made");
+        assert!(violation.description.contains("made_date"));
+        order
+            .end(day("2020-01-01"), EndReason::Expired)
+            .expect("a later end");
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl Identifier {
         Ok(Identifier::NhsNumber { value: digits })
     }
 
-    /// Parses a PNC id such as `19/1234567A` (the serial may be shorter; it is zero-padded).
+    /// Parses a PNC id such as `19/1234567J` (the serial may be shorter; it is zero-padded).
+    /// The check letter must be the one [`pnc_check_letter`] gives for the year and serial.
     pub fn pnc_id(raw: &str, field: &str) -> Result<Self, FieldViolation> {
         let raw = raw.trim().to_ascii_uppercase();
         let bad = || {
@@ -99,16 +100,25 @@ impl Identifier {
             )
         };
         let (year, rest) = raw.split_once('/').ok_or_else(bad)?;
-        let (serial, letter) = rest.split_at(rest.len().saturating_sub(1));
-        let letter_ok = letter.len() == 1 && letter.chars().all(|c| c.is_ascii_uppercase());
+        // By characters, not bytes: the input may hold any UTF-8.
+        let mut chars = rest.chars();
+        let letter = chars.next_back().ok_or_else(bad)?;
+        let serial = chars.as_str();
         let year_ok = year.len() == 2 && year.chars().all(|c| c.is_ascii_digit());
         let serial_ok =
             (1..=7).contains(&serial.len()) && serial.chars().all(|c| c.is_ascii_digit());
-        if !(letter_ok && year_ok && serial_ok) {
+        if !(letter.is_ascii_uppercase() && year_ok && serial_ok) {
             return Err(bad());
         }
+        let serial = format!("{serial:0>7}");
+        if pnc_check_letter(year, &serial) != Some(letter) {
+            return Err(FieldViolation::new(
+                field,
+                "not a valid PNC id: the check letter does not match the year and serial",
+            ));
+        }
         Ok(Identifier::PncId {
-            value: format!("{year}/{serial:0>7}{letter}"),
+            value: format!("{year}/{serial}{letter}"),
         })
     }
 
@@ -162,6 +172,30 @@ fn nhs_check_digit_valid(digits: &str) -> bool {
     }
 }
 
+/// The letters a PNC check character is drawn from: the alphabet without I, O and S,
+/// which read as digits, with Z for a remainder of zero.
+const PNC_CHECK_LETTERS: &[u8; 23] = b"ZABCDEFGHJKLMNPQRTUVWXY";
+
+/// The check letter of a PNC id: the number formed by the two-digit year and the
+/// seven-digit zero-padded serial, modulo 23, indexes [`PNC_CHECK_LETTERS`]. `None` when
+/// `year` and `serial` are not two and seven ASCII digits.
+pub fn pnc_check_letter(year: &str, serial: &str) -> Option<char> {
+    if year.len() != 2 || serial.len() != 7 {
+        return None;
+    }
+    let mut number: u64 = 0;
+    for digit in year.bytes().chain(serial.bytes()) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        number = number * 10 + u64::from(digit - b'0');
+    }
+    // The remainder is below 23, so the index is in range.
+    PNC_CHECK_LETTERS
+        .get(usize::try_from(number % 23).ok()?)
+        .map(|&b| char::from(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,12 +228,39 @@ mod tests {
 
     #[test]
     fn pnc_ids_are_format_checked_and_canonical() {
-        let id = Identifier::pnc_id("19/1234a", "f").expect("valid");
-        assert_eq!(id.key(), "pnc:19/0001234A");
-        assert!(Identifier::pnc_id("2019/1234567A", "f").is_err());
-        assert!(Identifier::pnc_id("19/12345678A", "f").is_err());
-        assert!(Identifier::pnc_id("19-1234567A", "f").is_err());
+        let id = Identifier::pnc_id("19/1234e", "f").expect("valid");
+        assert_eq!(id.key(), "pnc:19/0001234E");
+        assert!(Identifier::pnc_id("2019/1234567J", "f").is_err());
+        assert!(Identifier::pnc_id("19/12345678J", "f").is_err());
+        assert!(Identifier::pnc_id("19-1234567J", "f").is_err());
         assert!(Identifier::pnc_id("19/1234567", "f").is_err());
+        assert!(Identifier::pnc_id("19/", "f").is_err());
+        // Not ASCII: refused, never split inside a character.
+        assert!(Identifier::pnc_id("19/12é", "f").is_err());
+        assert!(Identifier::pnc_id("19/é", "f").is_err());
+    }
+
+    #[test]
+    fn pnc_ids_are_checked_by_their_check_letter() {
+        // 12/394773H is a published example of a well-formed PNC id (HMPPS mock data):
+        // 120394773 mod 23 = 8, the ninth letter of the check alphabet.
+        assert_eq!(pnc_check_letter("12", "0394773"), Some('H'));
+        assert!(Identifier::pnc_id("12/394773H", "f").is_ok());
+        // A remainder of zero is Z: 23 * 5 = 115 as year 00, serial 0000115.
+        assert_eq!(pnc_check_letter("00", "0000115"), Some('Z'));
+        let wrong = Identifier::pnc_id("12/394773J", "p.identifiers[0].value")
+            .expect_err("wrong check letter");
+        assert_eq!(wrong.field, "p.identifiers[0].value");
+        assert!(wrong.description.contains("check letter"));
+        assert!(!wrong.description.contains("394773"), "value leaked");
+        // Every other letter in place of the right one is refused.
+        let refused = ('A'..='Z')
+            .filter(|&l| Identifier::pnc_id(&format!("18/0012345{l}"), "f").is_err())
+            .count();
+        assert_eq!(refused, 25);
+        assert!(Identifier::pnc_id("18/0012345R", "f").is_ok());
+        assert_eq!(pnc_check_letter("1", "0012345"), None);
+        assert_eq!(pnc_check_letter("18", "00123x5"), None);
     }
 
     #[test]

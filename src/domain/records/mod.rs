@@ -17,7 +17,7 @@ pub use facts::{
     LegalStatusType, Part, PersonRef,
 };
 pub use identifiers::Identifier;
-pub use service::{BATCH_MAX, Records};
+pub use service::{BATCH_MAX, Records, check_changes};
 pub use status::{ConcernLevel, LegalStatusVersion, SafeguardingStatus};
 
 use crate::domain::{Agency, AgencySystem, Practitioner, Role};

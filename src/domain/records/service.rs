@@ -57,44 +57,8 @@ impl Records {
         client_request_id: &str,
         changes: Vec<PathedChange>,
     ) -> Result<Vec<Receipt>, Error> {
-        let today = Day::today();
-        let mut violations = Vec::new();
+        check_changes(actor, client_request_id, &changes, Day::today())?;
         let id = client_request_id.trim();
-        if id.is_empty()
-            || id.chars().count() > CLIENT_REQUEST_ID_MAX
-            || id.chars().any(char::is_control)
-        {
-            violations.push(FieldViolation::new(
-                "client_request_id",
-                format!(
-                    "must be 1-{CLIENT_REQUEST_ID_MAX} printable characters, unique per request"
-                ),
-            ));
-        }
-        if changes.is_empty() || changes.len() > BATCH_MAX {
-            violations.push(FieldViolation::new(
-                "facts",
-                format!("must hold 1 to {BATCH_MAX} facts"),
-            ));
-        }
-        for (path, change) in &changes {
-            match change {
-                Change::Publish(fact) => {
-                    actor.check_may_publish(fact.category())?;
-                    violations.extend(fact.validate(path, today));
-                }
-                Change::Update { fact, .. } => violations.extend(fact.validate(path, today)),
-                Change::End { day, .. } => {
-                    if *day > today {
-                        violations
-                            .push(FieldViolation::new("end_date", "must not be in the future"));
-                    }
-                }
-            }
-        }
-        if !violations.is_empty() {
-            return Err(Error::InvalidArgument(violations));
-        }
         let digest = request_digest(&changes)?;
         let policy = self.policy.current();
         let receipts = self
@@ -152,6 +116,52 @@ impl Records {
         let versions = self.store.legal_statuses(&person_id).await?;
         Ok(status::derive(&person_id, &versions, Day::today()))
     }
+}
+
+/// The checks of a records request that need no database, in the order [`Records::apply`]
+/// runs them: the client request id, the batch size, the actor's right to publish each
+/// category and every field of every fact (all violations at once), and each end date.
+pub fn check_changes(
+    actor: &Actor,
+    client_request_id: &str,
+    changes: &[PathedChange],
+    today: Day,
+) -> Result<(), Error> {
+    let mut violations = Vec::new();
+    let id = client_request_id.trim();
+    if id.is_empty()
+        || id.chars().count() > CLIENT_REQUEST_ID_MAX
+        || id.chars().any(char::is_control)
+    {
+        violations.push(FieldViolation::new(
+            "client_request_id",
+            format!("must be 1-{CLIENT_REQUEST_ID_MAX} printable characters, unique per request"),
+        ));
+    }
+    if changes.is_empty() || changes.len() > BATCH_MAX {
+        violations.push(FieldViolation::new(
+            "facts",
+            format!("must hold 1 to {BATCH_MAX} facts"),
+        ));
+    }
+    for (path, change) in changes {
+        match change {
+            Change::Publish(fact) => {
+                actor.check_may_publish(fact.category())?;
+                violations.extend(fact.validate(path, today));
+            }
+            Change::Update { fact, .. } => violations.extend(fact.validate(path, today)),
+            Change::End { day, .. } => {
+                if *day > today {
+                    violations.push(FieldViolation::new("end_date", "must not be in the future"));
+                }
+            }
+        }
+    }
+    if !violations.is_empty() {
+        return Err(Error::InvalidArgument(violations));
+    }
+    Ok(())
 }
 
 /// A digest of what the request asks for, so a reused client request id with other
