@@ -329,38 +329,60 @@ pub(crate) async fn candidates(
             resolved.remove(&resolved_id(conn, &rejected).await?);
         }
     }
-    let mut found = Vec::with_capacity(resolved.len());
-    for person_id in resolved {
-        let rows = sqlx::query(
-            "SELECT d.demographics FROM person_resolution pr \
-             JOIN person_demographics d ON d.person_id = pr.person_id \
-             WHERE pr.resolved_id = $1 ORDER BY d.record_id",
-        )
-        .bind(&person_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut records = Vec::with_capacity(rows.len());
-        for row in rows {
-            let json: String = row.try_get(0)?;
-            records
-                .push(serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
-        }
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT i.identifier_key FROM person_resolution pr \
-             JOIN person_identifier i ON i.person_id = pr.person_id \
-             WHERE pr.resolved_id = $1 ORDER BY i.identifier_key",
-        )
-        .bind(&person_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        found.push(Candidate {
+    // Two reads for all candidates (demographics, identifiers), not two per candidate.
+    let mut found: Vec<Candidate> = resolved
+        .into_iter()
+        .map(|person_id| Candidate {
             person_id,
-            identifiers: keys
-                .iter()
-                .filter_map(|k| Identifier::from_key(k))
-                .collect(),
-            records,
-        });
+            identifiers: Vec::new(),
+            records: Vec::new(),
+        })
+        .collect();
+    let ids: Vec<&str> = found.iter().map(|c| c.person_id.as_str()).collect();
+    let mut records: HashMap<String, Vec<Demographics>> = HashMap::new();
+    let mut identifiers: HashMap<String, Vec<Identifier>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let list = placeholders(1, chunk.len());
+        let sql = format!(
+            "SELECT pr.resolved_id, d.demographics FROM person_resolution pr \
+             JOIN person_demographics d ON d.person_id = pr.person_id \
+             WHERE pr.resolved_id IN ({list}) ORDER BY d.record_id"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let json: String = row.try_get(1)?;
+            let demographics =
+                serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            records
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(demographics);
+        }
+        let sql = format!(
+            "SELECT pr.resolved_id, i.identifier_key FROM person_resolution pr \
+             JOIN person_identifier i ON i.person_id = pr.person_id \
+             WHERE pr.resolved_id IN ({list}) ORDER BY i.identifier_key"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let key: String = row.try_get(1)?;
+            if let Some(identifier) = Identifier::from_key(&key) {
+                identifiers
+                    .entry(row.try_get(0)?)
+                    .or_default()
+                    .push(identifier);
+            }
+        }
+    }
+    for candidate in &mut found {
+        candidate.records = records.remove(&candidate.person_id).unwrap_or_default();
+        candidate.identifiers = identifiers.remove(&candidate.person_id).unwrap_or_default();
     }
     Ok(found)
 }
