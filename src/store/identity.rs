@@ -412,13 +412,13 @@ pub(crate) async fn match_person(
     demographics: &Demographics,
     rules: &MatchRules,
     at: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     if members(conn, person_id).await?.len() > 1 || has_open_task(conn, person_id).await? {
-        return Ok(());
+        return Ok(false);
     }
     let candidates = candidates(conn, rules, demographics, Some(person_id)).await?;
     if candidates.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let shares = name_shares(conn, demographics).await?;
     let decision = |kind, other, probability, detail| NewDecision {
@@ -447,13 +447,14 @@ pub(crate) async fn match_person(
             )
             .await?;
             recompute(conn, &[person_id]).await?;
+            Ok(true)
         }
         Resolution::Review {
             candidates,
             reasons,
         } => {
             let Some((best, score)) = candidates.first() else {
-                return Ok(());
+                return Ok(false);
             };
             let detail = serde_json::json!({ "candidates": candidates, "reasons": reasons });
             insert_decision(
@@ -461,10 +462,10 @@ pub(crate) async fn match_person(
                 decision(REVIEW_RAISED, best, Some(score.probability), detail),
             )
             .await?;
+            Ok(true)
         }
-        Resolution::New { .. } => {}
+        Resolution::New { .. } => Ok(false),
     }
-    Ok(())
 }
 
 async fn has_open_task(conn: &mut AnyConnection, person_id: &str) -> Result<bool, sqlx::Error> {
@@ -864,6 +865,19 @@ impl Store {
         links_touching(&mut conn, &members)
             .await
             .map_err(database_error)
+    }
+
+    /// Whether this process committed identity decisions since the last call: their log
+    /// entries are written then, without looking for pending ones after every publish.
+    pub fn take_identity_pending(&self) -> bool {
+        self.identity_pending
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Marks decisions as still to be logged, after a failed attempt.
+    pub fn keep_identity_pending(&self) {
+        self.identity_pending
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Identity decisions not yet in the disclosure log, oldest first.

@@ -86,6 +86,9 @@ pub struct Store {
     sqlite_file: Option<PathBuf>,
     /// Woken whenever this process commits notices, so subscribers deliver at once.
     notices_committed: std::sync::Arc<tokio::sync::Notify>,
+    /// Set when this process committed identity decisions whose log entries are still
+    /// to be written (see `Store::take_identity_pending`).
+    identity_pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// What queries read most, while the records are unchanged (see `read_cache.rs`).
     read_cache: std::sync::Arc<read_cache::ReadCache>,
     /// Where this process's last disclosure-log batch left the log.
@@ -130,6 +133,7 @@ impl Store {
             backend,
             sqlite_file,
             notices_committed: std::sync::Arc::new(tokio::sync::Notify::new()),
+            identity_pending: Default::default(),
             read_cache: Default::default(),
             ledger_tip: Default::default(),
         })

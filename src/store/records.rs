@@ -153,6 +153,7 @@ impl Store {
             identity::lock_matching(&mut tx).await?;
         }
         let at = now();
+        let decided = std::sync::atomic::AtomicBool::new(false);
         let mut receipts = Vec::with_capacity(changes.len());
         let mut notices_added = false;
         for (path, change) in changes {
@@ -161,6 +162,7 @@ impl Store {
                     let context = Context {
                         actor,
                         rules,
+                        decided: &decided,
                         at: &at,
                         client_request_id,
                     };
@@ -170,6 +172,7 @@ impl Store {
                     let context = Context {
                         actor,
                         rules,
+                        decided: &decided,
                         at: &at,
                         client_request_id,
                     };
@@ -224,6 +227,10 @@ impl Store {
         tx.commit().await?;
         if notices_added {
             self.notices_committed.notify_waiters();
+        }
+        if decided.into_inner() {
+            self.identity_pending
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(receipts)
     }
@@ -651,6 +658,8 @@ async fn insert_version(
 struct Context<'a> {
     actor: &'a Actor,
     rules: &'a MatchRules,
+    /// Set when a change made an identity decision, which is logged after the commit.
+    decided: &'a std::sync::atomic::AtomicBool,
     at: &'a str,
     client_request_id: &'a str,
 }
@@ -674,7 +683,7 @@ async fn match_details(
         identity::record_demographics(conn, record_id, person_id, details, context.rules).await?;
     let alone = created || identity::members(conn, person_id).await?.len() == 1;
     if alone {
-        identity::match_person(
+        let decided = identity::match_person(
             conn,
             context.actor,
             person_id,
@@ -684,6 +693,11 @@ async fn match_details(
             context.at,
         )
         .await?;
+        if decided {
+            context
+                .decided
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     Ok(())
 }

@@ -67,7 +67,10 @@ impl Records {
             .await?;
         // The identity decisions the changes made are committed; their log entries follow.
         // One that cannot be written now stays pending and is written at the next chance.
-        if let Err(error) = log_pending(&self.store, &self.ledger, None).await {
+        if self.store.take_identity_pending()
+            && let Err(error) = log_pending(&self.store, &self.ledger, None).await
+        {
+            self.store.keep_identity_pending();
             tracing::warn!(%error, "identity decisions not yet in the disclosure log");
         }
         Ok(receipts)
