@@ -342,41 +342,18 @@ pub(crate) async fn candidates(
     let mut records: HashMap<String, Vec<Demographics>> = HashMap::new();
     let mut identifiers: HashMap<String, Vec<Identifier>> = HashMap::new();
     for chunk in ids.chunks(500) {
-        let list = placeholders(1, chunk.len());
-        let sql = format!(
-            "SELECT pr.resolved_id, d.demographics FROM person_resolution pr \
-             JOIN person_demographics d ON d.person_id = pr.person_id \
-             WHERE pr.resolved_id IN ({list}) ORDER BY d.record_id"
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let json: String = row.try_get(1)?;
+        for (resolved, json) in
+            by_resolved(conn, "person_demographics", "demographics", chunk).await?
+        {
             let demographics =
                 serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            records
-                .entry(row.try_get(0)?)
-                .or_default()
-                .push(demographics);
+            records.entry(resolved).or_default().push(demographics);
         }
-        let sql = format!(
-            "SELECT pr.resolved_id, i.identifier_key FROM person_resolution pr \
-             JOIN person_identifier i ON i.person_id = pr.person_id \
-             WHERE pr.resolved_id IN ({list}) ORDER BY i.identifier_key"
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let key: String = row.try_get(1)?;
+        for (resolved, key) in
+            by_resolved(conn, "person_identifier", "identifier_key", chunk).await?
+        {
             if let Some(identifier) = Identifier::from_key(&key) {
-                identifiers
-                    .entry(row.try_get(0)?)
-                    .or_default()
-                    .push(identifier);
+                identifiers.entry(resolved).or_default().push(identifier);
             }
         }
     }
@@ -385,6 +362,31 @@ pub(crate) async fn candidates(
         candidate.identifiers = identifiers.remove(&candidate.person_id).unwrap_or_default();
     }
     Ok(found)
+}
+
+/// (resolved person, `column`) for each row of `table` (keyed by person id) whose person
+/// resolves to one of `resolved`, ordered by that column.
+async fn by_resolved(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    column: &'static str,
+    resolved: &[&str],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT pr.resolved_id, t.{column} FROM person_resolution pr \
+         JOIN {table} t ON t.person_id = pr.person_id \
+         WHERE pr.resolved_id IN ({}) ORDER BY t.{column}",
+        placeholders(1, resolved.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in resolved {
+        query = query.bind(*id);
+    }
+    let mut rows = Vec::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        rows.push((row.try_get(0)?, row.try_get(1)?));
+    }
+    Ok(rows)
 }
 
 /// Everyone a steward rejected as the same person as `person_id`.
