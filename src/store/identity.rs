@@ -1086,7 +1086,7 @@ async fn identity_card(
     }
     let list = placeholders(1, members.len());
     let sql = format!(
-        "SELECT r.owner_agency, r.owner_system, v.payload, d.person_id \
+        "SELECT r.owner_agency, r.owner_system, v.payload, d.person_id, d.record_id \
          FROM person_demographics d \
          JOIN record r ON r.record_id = d.record_id \
          JOIN record_version v ON v.record_id = r.record_id AND v.version = r.current_version \
@@ -1108,6 +1108,7 @@ async fn identity_card(
                 .ok_or_else(|| sqlx::Error::Decode(format!("unknown agency {agency}").into()))?,
             system_id: row.try_get(1)?,
             person_id: row.try_get(3)?,
+            record_id: row.try_get(4)?,
             details,
         });
     }

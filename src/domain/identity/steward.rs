@@ -115,6 +115,8 @@ pub struct PublishedDetails {
     pub agency: Agency,
     pub system_id: String,
     pub person_id: String,
+    /// The person-details record.
+    pub record_id: String,
     pub details: PersonDetails,
 }
 
@@ -421,7 +423,7 @@ fn card_disclosed(card: &IdentityCard) -> Vec<Disclosed> {
         .iter()
         .map(|record| Disclosed {
             person_id: record.person_id.clone(),
-            record_id: String::new(),
+            record_id: record.record_id.clone(),
             category: "person".into(),
             level: "detail".into(),
             rule_id: rules::VIEW.into(),
