@@ -39,27 +39,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --only-binary=:all: -r "$repo_root/tests/python/requirements.txt"
 
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/safegate-fhir.XXXXXX")"
-demo_pid=""
-demo_log="$tmp/demo.log"
-
-cleanup() {
-    local status=$?
-    if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
-        kill "$demo_pid" 2>/dev/null || true
-        wait "$demo_pid" 2>/dev/null || true
-    fi
-    if [ "$status" -ne 0 ] && [ -f "$demo_log" ]; then
-        echo "---- demo log ($demo_log) ----" >&2
-        cat "$demo_log" >&2
-        echo "---- end of demo log ----" >&2
-    fi
-    rm -rf "$tmp"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Starts and stops the demo, and prints its log when anything failed.
+. "$repo_root/.ci/demo-lib.sh"
+tmp="$demo_tmp"
 
 port="$("$venv/bin/python" -c 'import socket
 s = socket.socket()
@@ -70,27 +52,12 @@ target="127.0.0.1:$port"
 data="$tmp/data"
 
 # The demo runs in the temp dir; the registry and policy come from the repository.
-# NO_COLOR: plain log lines in the file the failure path prints.
-(cd "$tmp" && NO_COLOR=1 exec "$binary" demo \
+demo_start "$binary" "$tmp" \
     --listen "$target" \
     --data-dir "$data" \
     --registry "$repo_root/policies/registry.toml" \
-    --policy-dir "$repo_root/policies") >"$demo_log" 2>&1 &
-demo_pid=$!
-
-# The demo prints how to connect once the case is loaded; wait (at most 60 s) for that.
-deadline=$((SECONDS + 60))
-until grep -q "grpcurl" "$demo_log" 2>/dev/null; do
-    if ! kill -0 "$demo_pid" 2>/dev/null; then
-        echo "fhir-export: the demo exited before loading the case" >&2
-        exit 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-        echo "fhir-export: the demo did not load the case within 60 s" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
+    --policy-dir "$repo_root/policies"
+demo_wait
 
 "$venv/bin/python" "$repo_root/tests/python/make_disclosures.py" --target "$target" --pki "$data/pki"
 
