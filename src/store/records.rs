@@ -404,18 +404,17 @@ async fn lookup_person(
 }
 
 /// Resolves every person reference of a fact to a person id, in place.
-/// For person details, also whether the person was created by this fact.
 async fn resolve_refs(
     conn: &mut AnyConnection,
     actor: &Actor,
     path: &str,
     fact: &mut Fact,
     at: &str,
-) -> Result<(Vec<String>, bool), Failure> {
+) -> Result<Vec<String>, Failure> {
     if let Fact::Person(details) = fact {
-        let (person_id, created) = resolve_person_details(conn, actor, path, details, at).await?;
+        let person_id = resolve_person_details(conn, actor, path, details, at).await?;
         details.person = Some(PersonRef::PersonId(person_id.clone()));
-        return Ok((vec![person_id], created));
+        return Ok(vec![person_id]);
     }
     let category = fact.category();
     let mut ids = Vec::new();
@@ -430,19 +429,18 @@ async fn resolve_refs(
         *person = PersonRef::PersonId(id.clone());
         ids.push(id);
     }
-    Ok((ids, false))
+    Ok(ids)
 }
 
 /// Finds the one person the identifiers belong to, or creates them; attaches any new
 /// identifiers. Identifiers of two different (resolved) persons are never merged.
-/// Returns the person and whether it was created.
 async fn resolve_person_details(
     conn: &mut AnyConnection,
     actor: &Actor,
     path: &str,
     details: &PersonDetails,
     at: &str,
-) -> Result<(String, bool), Failure> {
+) -> Result<String, Failure> {
     let mut known: Vec<(usize, String, String)> = Vec::new();
     for (i, identifier) in details.identifiers.iter().enumerate() {
         if let Some(id) = lookup_person(conn, &PersonRef::Identifier(identifier.clone())).await? {
@@ -464,8 +462,8 @@ async fn resolve_person_details(
         }
         .into());
     }
-    let (person_id, created) = match known.first() {
-        Some((_, id, _)) => (id.clone(), false),
+    let person_id = match known.first() {
+        Some((_, id, _)) => id.clone(),
         None => {
             let id = new_id();
             sqlx::query(
@@ -477,7 +475,7 @@ async fn resolve_person_details(
             .execute(&mut *conn)
             .await?;
             identity::add_person(conn, &id).await?;
-            (id, true)
+            id
         }
     };
     for (i, identifier) in details.identifiers.iter().enumerate() {
@@ -497,7 +495,7 @@ async fn resolve_person_details(
         .execute(&mut *conn)
         .await?;
     }
-    Ok((person_id, created))
+    Ok(person_id)
 }
 
 /// Rules that need other stored facts: links join two different persons; a breach names
@@ -671,7 +669,6 @@ async fn match_details(
     context: &Context<'_>,
     record_id: &str,
     fact: &Fact,
-    created: bool,
 ) -> Result<(), Failure> {
     let Fact::Person(details) = fact else {
         return Ok(());
@@ -681,23 +678,21 @@ async fn match_details(
     };
     let demographics =
         identity::record_demographics(conn, record_id, person_id, details, context.rules).await?;
-    let alone = created || identity::members(conn, person_id).await?.len() == 1;
-    if alone {
-        let decided = identity::match_person(
-            conn,
-            context.actor,
-            person_id,
-            &details.identifiers,
-            &demographics,
-            context.rules,
-            context.at,
-        )
-        .await?;
-        if decided {
-            context
-                .decided
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+    // Matched when new or still standing alone (match_person checks which).
+    let decided = identity::match_person(
+        conn,
+        context.actor,
+        person_id,
+        &details.identifiers,
+        &demographics,
+        context.rules,
+        context.at,
+    )
+    .await?;
+    if decided {
+        context
+            .decided
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     Ok(())
 }
@@ -709,7 +704,7 @@ async fn publish(
     mut fact: Fact,
 ) -> Result<(Receipt, Fact), Failure> {
     let (actor, at, client_request_id) = (context.actor, context.at, context.client_request_id);
-    let (person_ids, created) = resolve_refs(conn, actor, path, &mut fact, at).await?;
+    let person_ids = resolve_refs(conn, actor, path, &mut fact, at).await?;
     check_references(conn, actor, path, &fact, at, client_request_id).await?;
     let record_id = new_id();
     sqlx::query(
@@ -733,7 +728,7 @@ async fn publish(
         changed_fields: "*".into(),
     };
     insert_version(conn, actor, new, at, client_request_id).await?;
-    match_details(conn, context, &record_id, &fact, created).await?;
+    match_details(conn, context, &record_id, &fact).await?;
     Ok((
         Receipt {
             record_id,
@@ -787,7 +782,7 @@ async fn update(
         )
         .into());
     }
-    let (person_ids, created) = resolve_refs(conn, actor, path, &mut fact, at).await?;
+    let person_ids = resolve_refs(conn, actor, path, &mut fact, at).await?;
     check_references(conn, actor, path, &fact, at, client_request_id).await?;
     let previous = current_payload(conn, record_id, head.current_version).await?;
     let version = head.current_version + 1;
@@ -801,7 +796,7 @@ async fn update(
     };
     insert_version(conn, actor, new, at, client_request_id).await?;
     set_head(conn, record_id, version, false).await?;
-    match_details(conn, context, record_id, &fact, created).await?;
+    match_details(conn, context, record_id, &fact).await?;
     Ok((
         Receipt {
             record_id: record_id.to_owned(),
