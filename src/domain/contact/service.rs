@@ -122,6 +122,12 @@ impl<S: ContactStore> Contacts<S> {
                 .contact_by_client_id(&asked.system.id, &asked.client_request_id)
                 .await?
         {
+            if first.request.requester_practitioner != asked.practitioner.id {
+                return Err(Error::invalid(
+                    "client_request_id",
+                    "is already the id of another practitioner's request from this system",
+                ));
+            }
             let entry_id = first.request.log_entry_id.clone();
             return Ok((first, entry_id));
         }
