@@ -3,6 +3,7 @@
 //! Each group of subcommands beyond the basics lives in its own module under `cli/`.
 
 mod audit;
+mod contact;
 mod identity;
 mod progress;
 mod query;
@@ -48,6 +49,9 @@ enum Command {
     /// Ask the running gateway about a person as a demo agency system (dev certificates):
     /// the answer in words, or with --explain what would be released and why.
     Query(query::QueryArgs),
+    /// Contact requests as a demo system: ask the team behind an indicator to get in
+    /// touch, answer a request made to your team, or list requests and their status.
+    Contact(contact::ContactArgs),
     /// The identity steward's work as a demo system (default: the MASH): review tasks,
     /// confirm or reject a potential match, list and split identity links.
     Identity(identity::IdentityArgs),
@@ -64,6 +68,7 @@ enum Action {
     Audit(Box<audit::AuditCommand>),
     Query(Box<query::QueryArgs>),
     Identity(Box<identity::IdentityArgs>),
+    Contact(Box<contact::ContactArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +176,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(mut command) => (command.apply(layers), Action::Audit(Box::new(command))),
         Command::Query(args) => (args.apply(layers), Action::Query(Box::new(args))),
         Command::Identity(args) => (args.apply(layers), Action::Identity(Box::new(args))),
+        Command::Contact(args) => (args.apply(layers), Action::Contact(Box::new(args))),
         Command::Pki(_) | Command::Witness(_) => unreachable_pki(),
     };
     let settings = match layers.resolve() {
@@ -191,6 +197,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Action::Audit(command) => audit::run(*command, &settings).await,
             Action::Query(args) => query::run(*args, &settings).await.map(done),
             Action::Identity(args) => identity::run(*args, &settings).await.map(done),
+            Action::Contact(args) => contact::run(*args, &settings).await.map(done),
         }
     }))
 }

@@ -285,6 +285,15 @@ impl Registry {
         ids
     }
 
+    /// Every registered system once, sorted by id.
+    pub fn systems(&self) -> Vec<AgencySystem> {
+        let mut systems: Vec<AgencySystem> =
+            self.systems.values().map(|s| s.as_ref().clone()).collect();
+        systems.sort_by(|a, b| a.id.cmp(&b.id));
+        systems.dedup_by(|a, b| a.id == b.id);
+        systems
+    }
+
     /// Number of registered systems.
     pub fn len(&self) -> usize {
         self.systems.len()

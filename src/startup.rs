@@ -14,9 +14,11 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::audit::AuditApi;
 use crate::api::caller_layer::CallerLayer;
+use crate::api::contact::ContactApi;
 use crate::api::identity::IdentityApi;
 use crate::api::message_size::MessageSizeLayer;
 use crate::api::notifications::NotificationApi;
+use crate::api::proto::contact_service_server::ContactServiceServer;
 use crate::api::proto::{
     self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
     identity_resolution_service_server::IdentityResolutionServiceServer,
@@ -28,6 +30,7 @@ use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
 use crate::api::resolution::ResolutionApi;
 use crate::config::Settings;
+use crate::domain::contact::{ContactRules, Contacts};
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
 use crate::domain::ledger::rotation::rotate;
@@ -42,6 +45,10 @@ use crate::store::Store;
 
 /// The identity matching rules' file in the policy directory.
 pub const MATCHING_RULES: &str = "matching.toml";
+/// The contact rules' file (deadlines and escalation) in the policy directory.
+pub const CONTACT_RULES: &str = "contact.toml";
+/// How often overdue contact requests are looked for and escalated.
+const CONTACT_SWEEP: Duration = Duration::from_secs(30);
 
 /// The gRPC services whose health follows the database.
 const SERVICES: &[&str] = &["safegate.v1.IdentityService", "safegate.v1.RecordsService"];
@@ -56,6 +63,7 @@ pub struct Application {
     ledger: Ledger,
     policy: Arc<PolicyHolder>,
     rules: Arc<MatchRules>,
+    contacts: Contacts,
     settings: Settings,
     /// Whether witness cosigning lags (`None` without a witness policy).
     witness_health: Option<Arc<WitnessHealth>>,
@@ -82,6 +90,13 @@ impl Application {
             format!(
                 "loading the identity matching rules {} (`policy_dir`)",
                 matching.display()
+            )
+        })?;
+        let contact_file = settings.policy_dir.join(CONTACT_RULES);
+        let contact_rules = ContactRules::load(&contact_file).map_err(|reason| {
+            anyhow::anyhow!(
+                "loading the contact rules {} (`policy_dir`): {reason}",
+                contact_file.display()
             )
         })?;
         let signer = checkpoint_signer(&settings)?;
@@ -138,6 +153,14 @@ impl Application {
             %log_vkey,
             "gateway ready"
         );
+        let policy = Arc::new(policy);
+        let contacts = Contacts::new(
+            store.clone(),
+            ledger.clone(),
+            Arc::clone(&policy),
+            Arc::new(contact_rules),
+            registry.systems(),
+        );
         Ok(Application {
             listener,
             local_addr,
@@ -145,7 +168,8 @@ impl Application {
             registry: Arc::new(registry),
             store,
             ledger,
-            policy: Arc::new(policy),
+            contacts,
+            policy,
             rules: Arc::new(rules),
             settings,
             witness_health,
@@ -165,6 +189,11 @@ impl Application {
     /// Whether witness cosigning lags, when a witness policy is configured.
     pub fn witness_health(&self) -> Option<Arc<WitnessHealth>> {
         self.witness_health.clone()
+    }
+
+    /// Contact requests: tests drive their overdue escalation on a controlled clock.
+    pub fn contacts(&self) -> &Contacts {
+        &self.contacts
     }
 
     /// The database the gateway uses.
@@ -189,6 +218,7 @@ impl Application {
             self.settings.health_interval,
             self.witness_health.clone(),
         ));
+        let sweeper = tokio::spawn(escalate_overdue(self.contacts.clone()));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -236,6 +266,10 @@ impl Application {
                 ),
                 self.ledger.clone(),
             )))
+            .add_service(ContactServiceServer::new(ContactApi::new(
+                self.contacts.clone(),
+                self.ledger.clone(),
+            )))
             .add_service(IdentityServiceServer::new(IdentityApi::new(
                 self.ledger.clone(),
             )))
@@ -273,6 +307,7 @@ impl Application {
         };
         watcher.abort();
         reloader.abort();
+        sweeper.abort();
         self.store.close().await;
         tracing::info!("gateway stopped");
         result
@@ -332,6 +367,29 @@ async fn watch_database(
                 reporter.set_service_status(*service, status).await;
             }
             last = Some(status);
+        }
+    }
+}
+
+/// Escalates overdue contact requests on the gateway's clock, every [`CONTACT_SWEEP`].
+/// A failure is logged and the next sweep tries again.
+async fn escalate_overdue(contacts: Contacts) {
+    let mut ticker = tokio::time::interval(CONTACT_SWEEP);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match contacts
+            .escalate_overdue(time::OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(escalated) if !escalated.is_empty() => {
+                tracing::info!(
+                    count = escalated.len(),
+                    "overdue contact requests escalated"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "escalating overdue contact requests failed"),
         }
     }
 }

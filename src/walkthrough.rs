@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::api::proto::{
-    self, ListEntriesRequest, ListIdentityLinksRequest, ListNoticesRequest, PersonRef,
-    PractitionerContext, Purpose, QueryRequest, QueryResponse, Role, SubjectSearch,
-    VerifyLogRequest, audit_service_client::AuditServiceClient,
+    self, AnswerContactRequest, ContactOutcome, ContactScope, ContactStatus, ContactUrgency,
+    ListContactRequestsRequest, ListEntriesRequest, ListIdentityLinksRequest, ListNoticesRequest,
+    PersonRef, PractitionerContext, Purpose, QueryRequest, QueryResponse, RequestContactRequest,
+    Role, SubjectSearch, VerifyLogRequest, audit_service_client::AuditServiceClient,
+    contact_service_client::ContactServiceClient,
     identity_resolution_service_client::IdentityResolutionServiceClient,
     notification_service_client::NotificationServiceClient,
     query_service_client::QueryServiceClient,
@@ -243,6 +245,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
          management): the gateway answers because exactly one person matches:"
     );
     out.push_str(&describe(&answer, &names));
+    let iom_answer = answer;
 
     let mut hv = QueryServiceClient::new(case::channel(addr, pki_dir, "health-visiting").await?);
     let answer = hv
@@ -380,5 +383,139 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
         out,
         "   Export it with: safegate audit export --format fhir (see README)."
     );
+    contact_about_chloe(addr, pki_dir, case, &iom_answer, &mut out).await?;
     Ok(out)
+}
+
+/// The IOM officer asks the health visiting team, shown to them only as an indicator in
+/// step 1, to get in touch about Chloe; the team answers "contacted".
+async fn contact_about_chloe(
+    addr: SocketAddr,
+    pki_dir: &Path,
+    case: &LoadedCase,
+    iom_answer: &QueryResponse,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let chloe = &case.persons["Chloe"];
+    let Some(indicator) = iom_answer
+        .linked
+        .iter()
+        .filter_map(|l| l.person.as_ref())
+        .filter(|p| &p.person_id == chloe)
+        .flat_map(|p| p.facts.iter())
+        .find(|f| {
+            f.category == "health_involvement"
+                && f.indicator
+                    .as_ref()
+                    .is_some_and(|i| i.owner_system == "health-visiting")
+        })
+    else {
+        let _ = writeln!(
+            out,
+            "\n7. (The IOM officer was not shown the health visitor for Chloe; no contact request.)"
+        );
+        return Ok(());
+    };
+    let iom = context("IOM-0001", Role::IomOfficer, Purpose::ChildSafeguarding);
+    let hv = context("HV-0001", Role::HealthVisitor, Purpose::ChildSafeguarding);
+    let mut as_iom = ContactServiceClient::new(case::channel(addr, pki_dir, "police-iom").await?);
+    let made = as_iom
+        .request_contact(RequestContactRequest {
+            context: Some(iom.clone()),
+            answer_entry_id: iom_answer.disclosure_entry_id.clone(),
+            record_id: indicator.record_id.clone(),
+            urgency: ContactUrgency::SameDay.into(),
+            reason: "Dean Mills is managed by IOM for domestic abuse and his contact with \
+                     the children must be supervised; we need to know what the health \
+                     visitor sees at home."
+                .into(),
+            contact_route: "IOM-0001 via iom.team@police.example.test".into(),
+            // The demo's own id for the request: running it again makes no second one.
+            client_request_id: "demo-contact-chloe".into(),
+        })
+        .await?
+        .into_inner();
+    let request = made.request.unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "\n7. The IOM officer asks the health visiting team (an indicator in step 1) to get \
+         in touch about Chloe, same day: request {} to {} ({}), due {}, logged as {}.",
+        request.request_id,
+        request.team,
+        request.owner_system_id,
+        request.due_at,
+        request.request_entry_id
+    );
+    let told =
+        NotificationServiceClient::new(case::channel(addr, pki_dir, "health-visiting").await?)
+            .list_notices(ListNoticesRequest {
+                context: Some(hv.clone()),
+                after_cursor: 0,
+                limit: 500,
+            })
+            .await?
+            .into_inner()
+            .notices
+            .into_iter()
+            .find(|n| n.contact_request_id == request.request_id && n.rule == "contact_request");
+    if let Some(notice) = told {
+        let _ = writeln!(
+            out,
+            "    health-visiting is told on its notification stream: {}",
+            notice.headline
+        );
+    }
+    if request.status() == ContactStatus::Open || request.status() == ContactStatus::Overdue {
+        ContactServiceClient::new(case::channel(addr, pki_dir, "health-visiting").await?)
+            .answer_contact(AnswerContactRequest {
+                context: Some(hv),
+                request_id: request.request_id.clone(),
+                outcome: ContactOutcome::Contacted.into(),
+                note: "Called the IOM officer; we will share what we see at home visits.".into(),
+                passed_to_system_id: String::new(),
+            })
+            .await?;
+    }
+    let mine = as_iom
+        .list_contact_requests(ListContactRequestsRequest {
+            context: Some(iom),
+            scope: ContactScope::RequestedByMe.into(),
+        })
+        .await?
+        .into_inner()
+        .requests;
+    for request in mine.iter().filter(|r| r.request_id == request.request_id) {
+        let _ = writeln!(
+            out,
+            "    The team answers; the IOM officer's requests now show: {}",
+            contact_line(request)
+        );
+    }
+    Ok(())
+}
+
+/// One contact request's status in words, as `safegate query` and the walk-through print it.
+pub(crate) fn contact_line(request: &proto::ContactRequest) -> String {
+    let word = |name: &str, prefix: &str| name.trim_start_matches(prefix).to_lowercase();
+    let status = word(request.status().as_str_name(), "CONTACT_STATUS_");
+    let urgency = word(request.urgency().as_str_name(), "CONTACT_URGENCY_");
+    let mut line = format!(
+        "{status}: {} record, {urgency}, asked of {} ({}), due {}",
+        request.category, request.team, request.current_system_id, request.due_at
+    );
+    if request.status() == ContactStatus::Answered {
+        let _ = write!(
+            line,
+            "; answered {} at {}",
+            word(request.outcome().as_str_name(), "CONTACT_OUTCOME_"),
+            request.answered_at
+        );
+        if !request.answer_note.is_empty() {
+            let _ = write!(line, ": \"{}\"", request.answer_note);
+        }
+    } else if request.escalated {
+        line.push_str("; escalated");
+    }
+    let _ = write!(line, " (request {})", request.request_id);
+    line
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod caller_layer;
+pub mod contact;
 mod convert;
 mod convert_records;
 pub mod identity;

@@ -69,6 +69,7 @@ fn notice(delivered: Delivered) -> proto::Notice {
         disclosure_entry_id: delivered.entry_id,
         policy_version: n.policy_version,
         lawful_basis: n.lawful_basis,
+        contact_request_id: n.contact_request_id,
     }
 }
 

@@ -97,7 +97,11 @@ impl QueryArgs {
     }
 }
 
-fn wire_enum(word: &str, prefix: &str, parse: impl Fn(&str) -> Option<i32>) -> anyhow::Result<i32> {
+pub(crate) fn wire_enum(
+    word: &str,
+    prefix: &str,
+    parse: impl Fn(&str) -> Option<i32>,
+) -> anyhow::Result<i32> {
     parse(&format!("{prefix}{}", word.to_ascii_uppercase())).with_context(|| {
         format!(
             "`{word}` is not a known {}",
@@ -122,6 +126,7 @@ pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
         justification: args.justification.clone(),
         break_glass: args.break_glass,
     };
+    let status_context = context.clone();
     let (subject, search) = match (&args.subject, &args.given_name) {
         (Some(subject), _) => (Some(subject_ref(args.by, subject)), None),
         (None, Some(given_name)) => (
@@ -203,5 +208,58 @@ pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
     print!("{}", crate::walkthrough::describe(&answer, &names));
     println!("Lawful basis: {}", answer.lawful_basis);
     println!("Policy version: {}", answer.policy_version);
+    print_contact(&answer, &args, status_context, settings).await
+}
+
+/// After an answer: how to ask the team behind each indicator to get in touch, and the
+/// status of the practitioner's contact requests.
+async fn print_contact(
+    answer: &proto::QueryResponse,
+    args: &QueryArgs,
+    context: PractitionerContext,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let indicators: Vec<&proto::FactView> = answer
+        .subject
+        .iter()
+        .chain(answer.linked.iter().filter_map(|l| l.person.as_ref()))
+        .flat_map(|view| view.facts.iter())
+        .filter(|f| f.level() == proto::Level::Indicator)
+        .collect();
+    if !indicators.is_empty() {
+        println!(
+            "Ask the team behind an indicator to get in touch (answer {}):",
+            answer.disclosure_entry_id
+        );
+        for fact in indicators {
+            println!(
+                "  {}  {:<20} {}",
+                fact.record_id,
+                fact.category,
+                fact.indicator.as_ref().map_or("", |i| i.team.as_str()),
+            );
+        }
+        println!(
+            "  with: safegate contact --system {} --role {} --practitioner {} request \\\n        --entry {} --record RECORD --urgency routine|same-day|immediate-risk --reason \"...\"",
+            args.system, args.role, args.practitioner, answer.disclosure_entry_id,
+        );
+    }
+    let channel =
+        crate::case::channel(settings.listen_addr, &settings.pki_dir, &args.system).await?;
+    let mine = crate::api::proto::contact_service_client::ContactServiceClient::new(channel)
+        .list_contact_requests(proto::ListContactRequestsRequest {
+            context: Some(context),
+            scope: proto::ContactScope::RequestedByMe.into(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner()
+        .requests;
+    if !mine.is_empty() {
+        println!("Your contact requests:");
+        for request in &mine {
+            println!("  {}", crate::walkthrough::contact_line(request));
+        }
+    }
     Ok(())
 }

@@ -52,6 +52,7 @@ macro_rules! vocabulary {
     };
 }
 
+pub mod contact;
 pub mod identity;
 pub mod ledger;
 pub mod notify;

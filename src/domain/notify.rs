@@ -33,6 +33,14 @@ vocabulary! {
         /// The disclosure log's witnesses have not cosigned its recent checkpoints for
         /// longer than the witness policy allows.
         WitnessLag => "witness_lag",
+        /// A practitioner asks the team owning an indicator to get in touch (or a team
+        /// passed such a request on).
+        ContactRequest => "contact_request",
+        /// The team answered a contact request: the notice goes back to the requester.
+        ContactAnswer => "contact_answer",
+        /// A contact request passed its deadline unanswered: escalated to a manager (or
+        /// the team reminded), and the requester told.
+        ContactOverdue => "contact_overdue",
     }
 }
 
@@ -53,6 +61,9 @@ pub struct Notice {
     /// planned over; its delivery's log entry records them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_links: Vec<crate::domain::ledger::LinkUsed>,
+    /// For a contact notice: the request it is about.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub contact_request_id: String,
 }
 
 /// The fact that was just stored, as the planner sees it.
@@ -486,6 +497,7 @@ fn shape(
         policy_version: policy.version().to_owned(),
         created_at: now(),
         identity_links: Vec::new(),
+        contact_request_id: String::new(),
     })
 }
 
@@ -514,6 +526,7 @@ pub fn break_glass(
             policy_version: policy.version().to_owned(),
             created_at: now(),
             identity_links: Vec::new(),
+            contact_request_id: String::new(),
         })
         .collect()
 }
@@ -547,6 +560,7 @@ pub fn witness_lag(
             policy_version: String::new(),
             created_at: now(),
             identity_links: Vec::new(),
+            contact_request_id: String::new(),
         })
         .collect()
 }

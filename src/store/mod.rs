@@ -13,6 +13,7 @@ use sqlx::{AnyPool, Executor};
 use crate::error::Error;
 
 mod bound;
+mod contact;
 mod identity;
 mod ledger;
 mod notices;

@@ -141,6 +141,9 @@ pub struct TestGateway {
     pub pki: std::sync::Arc<TestPki>,
     pub database: TestDatabase,
     store: safegate::store::Store,
+    /// The gateway's contact requests, whose overdue escalation tests drive on their
+    /// own clock.
+    pub contacts: safegate::domain::contact::Contacts,
     data_dir: PathBuf,
     policy_dir: PathBuf,
     witness_policy: Option<PathBuf>,
@@ -231,6 +234,7 @@ async fn start_with(
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
     let store = app.store().clone();
+    let contacts = app.contacts().clone();
     let witness_health = app.witness_health();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
@@ -241,6 +245,7 @@ async fn start_with(
         pki,
         database,
         store,
+        contacts,
         data_dir,
         policy_dir,
         witness_policy,

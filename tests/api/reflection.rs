@@ -40,6 +40,7 @@ async fn reflection_lists_the_services() {
             "grpc.reflection.v1.ServerReflection",
             "safegate.v1.AdminService",
             "safegate.v1.AuditService",
+            "safegate.v1.ContactService",
             "safegate.v1.IdentityResolutionService",
             "safegate.v1.IdentityService",
             "safegate.v1.NotificationService",

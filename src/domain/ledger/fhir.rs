@@ -78,7 +78,7 @@ fn event_type(kind: EntryKind, rpc: &str) -> (&'static str, &'static str) {
         EntryKind::Query | EntryKind::Notification | EntryKind::Export => EXPORT,
         EntryKind::Explain => QUERY,
         EntryKind::LogRead | EntryKind::Review => AUDIT_LOG_USED,
-        EntryKind::Identity => PATIENT_RECORD,
+        EntryKind::Identity | EntryKind::Contact => PATIENT_RECORD,
         EntryKind::Refusal if rpc.starts_with("safegate.v1.AuditService/") => AUDIT_LOG_USED,
         EntryKind::Refusal
             if rpc.starts_with("safegate.v1.QueryService/")
@@ -92,7 +92,7 @@ fn event_type(kind: EntryKind, rpc: &str) -> (&'static str, &'static str) {
 
 fn action(kind: EntryKind, event: (&str, &str)) -> &'static str {
     match (kind, event.0) {
-        (EntryKind::Review, _) => "C",
+        (EntryKind::Review, _) | (EntryKind::Contact, _) => "C",
         (EntryKind::Identity, _) | (EntryKind::KeyChange, _) => "U",
         (_, "110106") | (_, "110101") => "R",
         _ => "E",

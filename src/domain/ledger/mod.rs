@@ -42,6 +42,10 @@ vocabulary! {
         /// The checkpoint signing key changed: checkpoints of sizes after this entry are
         /// signed by the new key.
         KeyChange => "key_change",
+        /// A contact request (a practitioner asks the team owning an indicator to get in
+        /// touch), a team's answer, an escalation of an overdue request, or a read of
+        /// requests' status.
+        Contact => "contact",
     }
 }
 
@@ -95,6 +99,27 @@ pub struct KeyChange {
     pub new_key: String,
 }
 
+/// A step of a contact request, as its entry records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    pub request_id: String,
+    /// `requested`, `answered` or `escalated`.
+    pub step: String,
+    pub urgency: String,
+    pub due_at: String,
+    /// For an answer: `contacted`, `declined` or `passed_on`.
+    pub outcome: String,
+    /// The answer in which the fact was shown as an indicator.
+    pub answer_entry_id: String,
+    pub record_id: String,
+    /// The systems this step told.
+    pub to_systems: Vec<String>,
+    /// The notices it raised.
+    pub notice_ids: Vec<String>,
+    /// SHA-256 of the contact rules (`policies/contact.toml`) in force.
+    pub rules_version: String,
+}
+
 /// A disclosure-log entry. Its canonical encoding (compact JSON, fields in this order) is
 /// what is hashed; empty strings stand for "not applicable".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +166,10 @@ pub struct Entry {
     /// other entries hash as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_change: Option<KeyChange>,
+    /// For a contact entry: the request's step. Left out when empty, so other entries
+    /// hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactRecord>,
 }
 
 impl Entry {
@@ -176,6 +205,7 @@ impl Entry {
             search_candidates: Vec::new(),
             subject_asked: String::new(),
             key_change: None,
+            contact: None,
         }
     }
 
@@ -242,10 +272,16 @@ pub fn chain_hash(previous: &Hash, leaf: &Hash) -> Hash {
 
 /// RFC 3339 UTC with microseconds.
 pub fn now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// `at` as the ledger writes times: RFC 3339 UTC with microseconds, so that times
+/// compare as text.
+pub fn timestamp(at: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
     );
-    time::OffsetDateTime::now_utc()
+    at.to_offset(time::UtcOffset::UTC)
         .format(&format)
         .unwrap_or_default()
 }
