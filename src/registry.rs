@@ -290,6 +290,11 @@ impl Registry {
         self.systems.len()
     }
 
+    /// Number of trusted certificate authorities.
+    pub fn authority_count(&self) -> usize {
+        self.authorities.len()
+    }
+
     /// Whether no system is registered.
     pub fn is_empty(&self) -> bool {
         self.systems.is_empty()
@@ -396,4 +401,36 @@ fn certificate_names(cert: &X509Certificate<'_>) -> Vec<CertificateName> {
         }
     }
     names
+}
+
+/// The registry in force; a reload replaces it whole, so a request sees one registry.
+#[derive(Debug)]
+pub struct RegistryHolder {
+    current: RwLock<Arc<Registry>>,
+}
+
+impl RegistryHolder {
+    /// Holds `registry` as the registry in force.
+    pub fn new(registry: Registry) -> Self {
+        RegistryHolder {
+            current: RwLock::new(Arc::new(registry)),
+        }
+    }
+
+    /// The registry in force now; keep the returned `Arc` for the whole request.
+    pub fn current(&self) -> Arc<Registry> {
+        // The lock only guards an Arc swap, which cannot be left half done.
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `registry` in force for every later request.
+    pub fn replace(&self, registry: Registry) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
+    }
 }

@@ -19,21 +19,21 @@ use sha2::Digest;
 use crate::api::journal::{RequestMeta, refuse_certificate};
 use crate::domain::ledger::Ledger;
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::registry::RegistryHolder;
 
 /// gRPC services whose callers must be registered agency systems.
 const PROTECTED_PACKAGE: &str = "safegate.";
 
-/// Resolves the verified client certificate against the agency registry.
+/// Resolves the verified client certificate against the agency registry in force.
 #[derive(Debug, Clone)]
 pub struct CallerLayer {
-    registry: Arc<Registry>,
+    registry: Arc<RegistryHolder>,
     ledger: Ledger,
 }
 
 impl CallerLayer {
     /// Refusals of unregistered certificates are written to `ledger`.
-    pub fn new(registry: Arc<Registry>, ledger: Ledger) -> Self {
+    pub fn new(registry: Arc<RegistryHolder>, ledger: Ledger) -> Self {
         CallerLayer { registry, ledger }
     }
 }
@@ -54,7 +54,7 @@ impl<S> Layer<S> for CallerLayer {
 #[derive(Debug, Clone)]
 pub struct CallerService<S> {
     inner: S,
-    registry: Arc<Registry>,
+    registry: Arc<RegistryHolder>,
     ledger: Ledger,
 }
 
@@ -104,7 +104,7 @@ where
                 .get::<TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(TlsConnectInfo::peer_certs);
             let identified = match &chain {
-                Some(chain) => self.registry.identify(chain),
+                Some(chain) => self.registry.current().identify(chain),
                 None => Err(Error::Unauthenticated(
                     "no client certificate was presented".into(),
                 )),

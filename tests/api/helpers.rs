@@ -190,6 +190,26 @@ pub async fn spawn_witnessed_gateway(pki: TestPki, witness_policy: PathBuf) -> T
     .await
 }
 
+/// Starts a gateway on `pki` and a fresh database with `settings` over the test defaults
+/// (e.g. its own copy of the registry, to edit and reload).
+pub async fn spawn_gateway_with_settings(
+    pki: TestPki,
+    settings: Vec<(String, String)>,
+) -> TestGateway {
+    init_process();
+    let data_dir = temp_dir("data");
+    let database = TestDatabase::create(&data_dir).await;
+    start_with(
+        std::sync::Arc::new(pki),
+        database,
+        data_dir,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).to_owned(),
+        None,
+        settings,
+    )
+    .await
+}
+
 /// Runs a gateway on an existing PKI and database.
 async fn start(
     pki: std::sync::Arc<TestPki>,
@@ -209,11 +229,7 @@ async fn start_with(
     extra_settings: Vec<(String, String)>,
 ) -> TestGateway {
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/registry.toml");
-    let mut layers = Layers::defaults();
-    for (key, value) in &extra_settings {
-        layers = layers.flag(key, Some(value.clone()));
-    }
-    let settings = layers
+    let mut layers = Layers::defaults()
         .flag(
             "witness_policy",
             witness_policy.as_ref().map(|p| p.display().to_string()),
@@ -225,9 +241,12 @@ async fn start_with(
         .flag("policy_dir", Some(policy_dir.display().to_string()))
         .flag("pki_dir", Some(pki.dir.display().to_string()))
         .flag("health_interval_ms", Some("100".into()))
-        .flag("shutdown_grace_secs", Some("5".into()))
-        .resolve()
-        .expect("test settings resolve");
+        .flag("shutdown_grace_secs", Some("5".into()));
+    // The test's own settings win over the defaults above.
+    for (key, value) in &extra_settings {
+        layers = layers.flag(key, Some(value.clone()));
+    }
+    let settings = layers.resolve().expect("test settings resolve");
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
     let store = app.store().clone();
@@ -327,19 +346,7 @@ impl TestGateway {
         &self,
         client: Option<&IssuedCertificate>,
     ) -> Result<Channel, tonic::transport::Error> {
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(self.pki.ca_pem()))
-            .domain_name("localhost");
-        if let Some(client) = client {
-            tls = tls.identity(Identity::from_pem(&client.certificate_pem, &client.key_pem));
-        }
-        Channel::from_shared(format!("https://{}", self.addr))
-            .expect("endpoint")
-            .tls_config(tls)?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await
+        channel_to(self.addr, &self.pki.ca_pem(), client).await
     }
 
     /// A channel authenticated as one of the demo systems.
@@ -380,6 +387,74 @@ impl Drop for TestGateway {
             let _ = tx.send(());
         }
     }
+}
+
+/// A new connection to the gateway at `addr`, trusting `ca_pem` for its certificate and
+/// presenting `client` (or no certificate).
+pub async fn channel_to(
+    addr: SocketAddr,
+    ca_pem: &str,
+    client: Option<&IssuedCertificate>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some(client) = client {
+        tls = tls.identity(Identity::from_pem(&client.certificate_pem, &client.key_pem));
+    }
+    Channel::from_shared(format!("https://{addr}"))
+        .expect("endpoint")
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+}
+
+/// The certificate (DER) the server at `addr` presents in a new TLS handshake made as
+/// `client`.
+pub async fn presented_server_certificate(
+    addr: SocketAddr,
+    ca_pem: String,
+    client: IssuedCertificate,
+) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem"))
+            .expect("add root");
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                vec![
+                    CertificateDer::from_pem_slice(client.certificate_pem.as_bytes())
+                        .expect("client pem"),
+                ],
+                PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).expect("key pem"),
+            )
+            .expect("client auth");
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let name = ServerName::try_from("localhost").expect("server name");
+        let mut connection =
+            rustls::ClientConnection::new(Arc::new(config), name).expect("client connection");
+        let mut socket = std::net::TcpStream::connect(addr).expect("tcp connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        while connection.is_handshaking() {
+            connection
+                .complete_io(&mut socket)
+                .expect("TLS handshake with the gateway");
+        }
+        connection
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .expect("the server presented a certificate")
+            .as_ref()
+            .to_vec()
+    })
+    .await
+    .expect("handshake task")
 }
 
 /// A practitioner context with the given role.

@@ -21,6 +21,7 @@ mod query;
 mod records;
 mod reflection;
 mod resolution;
+mod rotation;
 mod subject_access;
 mod transport;
 mod witness;
