@@ -10,6 +10,7 @@ pub mod config;
 mod demo;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod pki;
 pub mod registry;
 pub mod reload;

@@ -27,6 +27,7 @@ use crate::api::proto::{
 use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
 use crate::api::resolution::ResolutionApi;
+use crate::api::rpc_metrics::RpcMetricsLayer;
 use crate::config::Settings;
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
@@ -109,7 +110,11 @@ impl Application {
         }
         // What witnesses are configured with to trust this log's checkpoints.
         let log_vkey = signer.vkey().render();
-        let ledger = Ledger::start(store.clone(), signer);
+        let ledger = Ledger::start_observed(
+            store.clone(),
+            signer,
+            Arc::new(crate::metrics::LedgerMetrics::new()),
+        );
         // Identity decisions committed before a crash, whose entries were not written yet.
         log_pending(&store, &ledger, None)
             .await
@@ -190,6 +195,16 @@ impl Application {
             Arc::clone(&self.ig_systems),
         ));
         let hangups = tokio::spawn(reload_on_hangup(Arc::clone(&reloader)));
+        let gauges = crate::metrics::start_gauges(
+            crate::metrics::Sources {
+                store: self.store.clone(),
+                policy: Arc::clone(&self.policy),
+                registry: Arc::clone(&self.registry),
+                tls: Arc::clone(&self.tls),
+                break_glass_due: self.settings.break_glass_review_due,
+            },
+            crate::metrics::sample_interval(),
+        );
         let watcher = tokio::spawn(watch_database(
             self.store.clone(),
             reporter,
@@ -212,6 +227,7 @@ impl Application {
             let _ = stop_tx.send(true);
         };
         let server = Server::builder()
+            .layer(RpcMetricsLayer::new())
             .layer(CallerLayer::new(
                 Arc::clone(&self.registry),
                 self.ledger.clone(),
@@ -276,6 +292,7 @@ impl Application {
         };
         watcher.abort();
         hangups.abort();
+        drop(gauges);
         self.store.close().await;
         tracing::info!("gateway stopped");
         result

@@ -614,3 +614,148 @@ impl TestGateway {
         self.store.close().await;
     }
 }
+
+/// The `safegate` binary built for these tests.
+pub const SAFEGATE: &str = env!("CARGO_BIN_EXE_safegate");
+
+/// `safegate serve` as a child process on 127.0.0.1:0, its own dev PKI (`safegate pki
+/// init`) and a fresh database, its log in a file; killed when dropped.
+pub struct GatewayProcess {
+    child: std::process::Child,
+    log: PathBuf,
+    pub addr: SocketAddr,
+    pub pki: PathBuf,
+    pub database: TestDatabase,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway in `dir` with `registry` (the demo registry when `None`) and
+    /// the environment variables `env` (no other `SAFEGATE_*` or `OTEL_*` variable is
+    /// passed on), and waits until it has bound its port.
+    pub async fn start(dir: &Path, registry: Option<&Path>, env: &[(&str, String)]) -> Self {
+        init_process();
+        let pki = dir.join("pki");
+        let output = std::process::Command::new(SAFEGATE)
+            .args(["pki", "init", "--dir"])
+            .arg(&pki)
+            .env_clear()
+            .output()
+            .expect("run `safegate pki init`");
+        assert!(
+            output.status.success(),
+            "`safegate pki init` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let database = TestDatabase::create(dir).await;
+        let log = dir.join("serve.log");
+        let demo_registry = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/registry.toml");
+        let mut command = std::process::Command::new(SAFEGATE);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .arg("--database-url")
+            .arg(database.url())
+            .arg("--registry")
+            .arg(registry.unwrap_or(&demo_registry))
+            .arg("--policy-dir")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .arg("--pki-dir")
+            .arg(&pki)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(
+                std::fs::File::create(&log).expect("log file"),
+            ));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SAFEGATE_") || key.starts_with("OTEL_") {
+                command.env_remove(key);
+            }
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start `safegate serve`");
+        let mut process = GatewayProcess {
+            child,
+            log,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pki,
+            database,
+        };
+        let mut found = None;
+        let ready = eventually(Duration::from_secs(60), || {
+            found = process
+                .log()
+                .lines()
+                .find(|l| l.contains("gateway ready"))
+                .and_then(|l| l.split("local_addr=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|addr| addr.parse().ok());
+            async move { found.is_some() }
+        })
+        .await;
+        assert!(ready, "the gateway did not start: {}", process.log());
+        process.addr = found.expect("address");
+        process
+    }
+
+    /// What the gateway has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends the gateway a signal (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// The certificate and key `pki init` wrote for a demo system.
+    pub fn client(&self, system: &str) -> IssuedCertificate {
+        let read = |ext: &str| {
+            std::fs::read_to_string(self.pki.join(format!("{system}.{ext}"))).expect("read cert")
+        };
+        IssuedCertificate {
+            certificate_pem: read("pem"),
+            key_pem: read("key"),
+        }
+    }
+
+    /// The deployment's CA certificate.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.pki.join("ca.pem")).expect("read the CA")
+    }
+
+    /// A channel authenticated as one of the demo systems.
+    pub async fn channel(&self, system: &str) -> Channel {
+        channel_to(self.addr, &self.ca_pem(), Some(&self.client(system)))
+            .await
+            .expect("connect with a registered certificate")
+    }
+
+    /// Stops the gateway with SIGTERM and returns its exit status.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let mut child = std::mem::replace(
+            &mut self.child,
+            std::process::Command::new("true")
+                .spawn()
+                .expect("a stand-in child"),
+        );
+        tokio::task::spawn_blocking(move || child.wait().expect("wait for the gateway"))
+            .await
+            .expect("wait task")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

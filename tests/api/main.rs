@@ -16,6 +16,7 @@ mod identity;
 mod key_rotation;
 mod ledger;
 mod log_export;
+mod metrics;
 mod notifications;
 mod query;
 mod records;

@@ -3,7 +3,6 @@
 //! clients keep calling.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,7 +20,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::helpers::{
-    TestDatabase, TestGateway, TestPki, acting, auditor, channel_to, context, eventually,
+    GatewayProcess, TestGateway, TestPki, acting, auditor, channel_to, context, eventually,
     presented_server_certificate, spawn_gateway_with_settings, temp_dir, tls_handshake,
 };
 
@@ -454,99 +453,15 @@ async fn certificates_and_registry_rotate_under_load_without_a_failed_call() {
     gateway.stop().await.expect("gateway stops cleanly");
 }
 
-const SAFEGATE: &str = env!("CARGO_BIN_EXE_safegate");
-
-/// `safegate serve` as a child process, its log in a file.
-struct Serve {
-    child: std::process::Child,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name}");
-    }
-
-    /// The address from the gateway's "gateway ready" log line.
-    async fn address(&self) -> std::net::SocketAddr {
-        let mut found = None;
-        let ready = eventually(Duration::from_secs(60), || {
-            let log = self.log();
-            found = log
-                .lines()
-                .find(|l| l.contains("gateway ready"))
-                .and_then(|l| l.split("local_addr=").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|addr| addr.parse().ok());
-            async move { found.is_some() }
-        })
-        .await;
-        assert!(ready, "the gateway did not start: {}", self.log());
-        found.expect("address")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_registry_of_the_running_binary() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = temp_dir("sighup");
-    let pki = dir.join("pki");
-    let output = Command::new(SAFEGATE)
-        .args(["pki", "init", "--dir"])
-        .arg(&pki)
-        .env_clear()
-        .output()
-        .expect("run `safegate pki init`");
-    assert!(output.status.success(), "pki init failed");
     let registry = registry_copy(&dir);
-    let database = TestDatabase::create(&dir).await;
-    let log = dir.join("serve.log");
-    let mut command = Command::new(SAFEGATE);
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .arg("--database-url")
-        .arg(database.url())
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--policy-dir")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
-        .arg("--pki-dir")
-        .arg(&pki)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SAFEGATE_") || key.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
-    }
-    let serve = Serve {
-        child: command.spawn().expect("start `safegate serve`"),
-        log,
-    };
-    let addr = serve.address().await;
-    let ca = std::fs::read_to_string(pki.join("ca.pem")).expect("CA");
+    let serve = GatewayProcess::start(&dir, Some(&registry), &[]).await;
+    let (addr, ca) = (serve.addr, serve.ca_pem());
 
     // A new system with a certificate from the deployment's CA: unknown until SIGHUP.
-    let issued = CertificateAuthority::load(&pki)
+    let issued = CertificateAuthority::load(&serve.pki)
         .expect("the deployment's CA")
         .issue_client("childrens-services-north", Validity::days(30))
         .expect("certificate");
@@ -615,14 +530,6 @@ async fn sighup_reloads_the_registry_of_the_running_binary() {
     );
 
     // SIGTERM still stops it cleanly.
-    let mut serve = serve;
-    serve.signal("TERM");
-    let status = tokio::task::spawn_blocking(move || {
-        let status = serve.child.wait().expect("wait");
-        (status, serve)
-    })
-    .await
-    .expect("wait task")
-    .0;
+    let status = serve.stop().await;
     assert!(status.success(), "exit status {status:?}");
 }
