@@ -28,6 +28,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("log_filter", Some("info")),
     ("health_interval_ms", Some("2000")),
     ("shutdown_grace_secs", Some("15")),
+    ("break_glass_review_days", Some("7")),
 ];
 
 /// Where a value came from, for error messages.
@@ -97,6 +98,9 @@ pub struct Settings {
     pub log_filter: String,
     pub health_interval: Duration,
     pub shutdown_grace: Duration,
+    /// How long a break-glass entry may wait for its IG review before it counts as
+    /// overdue in the metrics.
+    pub break_glass_review_due: Duration,
 }
 
 /// Raw values by key, each with its source, before validation.
@@ -237,6 +241,9 @@ impl Layers {
         let shutdown_grace = self.parse("shutdown_grace_secs", |v| {
             bounded(v, 0, 3600).map(Duration::from_secs)
         })?;
+        let break_glass_review_due = self.parse("break_glass_review_days", |v| {
+            bounded(v, 1, 365).map(|days| Duration::from_secs(days * 86_400))
+        })?;
         Ok(Settings {
             listen_addr,
             data_dir,
@@ -255,6 +262,7 @@ impl Layers {
             log_filter,
             health_interval,
             shutdown_grace,
+            break_glass_review_due,
         })
     }
 

@@ -89,6 +89,8 @@ struct Authority {
     pem: String,
     subject: Vec<u8>,
     key_id: Option<Vec<u8>>,
+    /// When its certificate expires, seconds since the Unix epoch.
+    not_after: i64,
 }
 
 /// The loaded registry.
@@ -160,12 +162,13 @@ impl Registry {
                     format!("certificate {}: {e}", cert_path.display()),
                 )
             })?;
-            let (subject, key_id) = authority_names(&der).map_err(|m| entry_error(label, m))?;
+            let names = authority_names(&der).map_err(|m| entry_error(label, m))?;
             authorities.push(Authority {
                 id: entry.id,
                 pem,
-                subject,
-                key_id,
+                subject: names.subject,
+                key_id: names.key_id,
+                not_after: names.not_after,
             });
         }
         if authorities.is_empty() {
@@ -299,6 +302,19 @@ impl Registry {
         self.systems.len()
     }
 
+    /// Each trusted authority's id and when its certificate expires (Unix seconds).
+    pub fn authority_expiry(&self) -> Vec<(String, i64)> {
+        self.authorities
+            .iter()
+            .map(|a| (a.id.clone(), a.not_after))
+            .collect()
+    }
+
+    /// Number of trusted certificate authorities.
+    pub fn authority_count(&self) -> usize {
+        self.authorities.len()
+    }
+
     /// Whether no system is registered.
     pub fn is_empty(&self) -> bool {
         self.systems.is_empty()
@@ -372,8 +388,18 @@ impl Registry {
     }
 }
 
-/// The subject (raw DER) and subject key identifier of an authority's certificate.
-fn authority_names(der: &CertificateDer<'_>) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+/// What the registry keeps of an authority's certificate.
+struct AuthorityNames {
+    /// Its subject, raw DER: the issuer its client certificates name.
+    subject: Vec<u8>,
+    /// Its subject key identifier, if it has one.
+    key_id: Option<Vec<u8>>,
+    /// When it expires, seconds since the Unix epoch.
+    not_after: i64,
+}
+
+/// The subject, key identifier and expiry of an authority's certificate.
+fn authority_names(der: &CertificateDer<'_>) -> Result<AuthorityNames, String> {
     let (_, cert) = X509Certificate::from_der(der.as_ref())
         .map_err(|e| format!("certificate cannot be parsed: {e}"))?;
     if !cert.is_ca() {
@@ -386,7 +412,11 @@ fn authority_names(der: &CertificateDer<'_>) -> Result<(Vec<u8>, Option<Vec<u8>>
             ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
             _ => None,
         });
-    Ok((cert.subject().as_raw().to_vec(), key_id))
+    Ok(AuthorityNames {
+        subject: cert.subject().as_raw().to_vec(),
+        key_id,
+        not_after: cert.validity().not_after.timestamp(),
+    })
 }
 
 /// The names a certificate could be registered under: its SAN URIs, then its subject CNs.
@@ -405,4 +435,36 @@ fn certificate_names(cert: &X509Certificate<'_>) -> Vec<CertificateName> {
         }
     }
     names
+}
+
+/// The registry in force; a reload replaces it whole, so a request sees one registry.
+#[derive(Debug)]
+pub struct RegistryHolder {
+    current: RwLock<Arc<Registry>>,
+}
+
+impl RegistryHolder {
+    /// Holds `registry` as the registry in force.
+    pub fn new(registry: Registry) -> Self {
+        RegistryHolder {
+            current: RwLock::new(Arc::new(registry)),
+        }
+    }
+
+    /// The registry in force now; keep the returned `Arc` for the whole request.
+    pub fn current(&self) -> Arc<Registry> {
+        // The lock only guards an Arc swap, which cannot be left half done.
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `registry` in force for every later request.
+    pub fn replace(&self, registry: Registry) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
+    }
 }

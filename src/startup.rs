@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -29,6 +29,7 @@ use crate::api::proto::{
 use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
 use crate::api::resolution::ResolutionApi;
+use crate::api::rpc_metrics::RpcMetricsLayer;
 use crate::config::Settings;
 use crate::domain::contact::{ContactRules, Contacts};
 use crate::domain::identity::steward::log_pending;
@@ -36,12 +37,14 @@ use crate::domain::identity::{MatchRules, Steward};
 use crate::domain::ledger::rotation::rotate;
 use crate::domain::ledger::witnessing::{Cosigner, WitnessHealth, WitnessPolicy};
 use crate::domain::ledger::{CheckpointSigner, Ledger};
-use crate::domain::notify::Deliveries;
+use crate::domain::notify::{Deliveries, IgSystems};
 use crate::domain::policy::PolicyHolder;
 use crate::domain::query::Queries;
 use crate::domain::records::Records;
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryHolder};
+use crate::reload::Reloader;
 use crate::store::Store;
+use crate::tls::{ServerTls, TlsHolder};
 
 /// The identity matching rules' file in the policy directory.
 pub const MATCHING_RULES: &str = "matching.toml";
@@ -57,8 +60,9 @@ const SERVICES: &[&str] = &["safegate.v1.IdentityService", "safegate.v1.RecordsS
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
-    tls: ServerTlsConfig,
-    registry: Arc<Registry>,
+    tls: Arc<TlsHolder>,
+    registry: Arc<RegistryHolder>,
+    ig_systems: Arc<IgSystems>,
     store: Store,
     ledger: Ledger,
     policy: Arc<PolicyHolder>,
@@ -75,13 +79,15 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let registry = Registry::load(&settings.registry, Some(&settings.pki_dir))
             .context("loading the agency registry (`registry`)")?;
-        let cert = std::fs::read(&settings.tls_cert)
-            .with_context(|| format!("reading `tls_cert` {}", settings.tls_cert.display()))?;
-        let key = std::fs::read(&settings.tls_key)
-            .with_context(|| format!("reading `tls_key` {}", settings.tls_key.display()))?;
-        let tls = ServerTlsConfig::new()
-            .identity(Identity::from_pem(cert, key))
-            .client_ca_root(Certificate::from_pem(registry.client_ca_pem()));
+        let tls = ServerTls::load(
+            &settings.tls_cert,
+            &settings.tls_key,
+            &registry.client_ca_pem(),
+        )
+        .context("loading the server certificate and key (`tls_cert`, `tls_key`)")?;
+        let ig_systems = Arc::new(IgSystems::new(
+            registry.systems_with_role(crate::domain::Role::IgOfficer),
+        ));
         let policy = PolicyHolder::load(&settings.policy_dir)
             .await
             .context("loading the sharing policy (`policy_dir`)")?;
@@ -119,7 +125,11 @@ impl Application {
         }
         // What witnesses are configured with to trust this log's checkpoints.
         let log_vkey = signer.vkey().render();
-        let ledger = Ledger::start(store.clone(), signer);
+        let ledger = Ledger::start_observed(
+            store.clone(),
+            signer,
+            Arc::new(crate::metrics::LedgerMetrics::new()),
+        );
         // Identity decisions committed before a crash, whose entries were not written yet.
         log_pending(&store, &ledger, None)
             .await
@@ -133,11 +143,8 @@ impl Application {
                         path.display()
                     )
                 })?);
-                let health = Cosigner::start(
-                    store.clone(),
-                    Arc::clone(&policy),
-                    registry.systems_with_role(crate::domain::Role::IgOfficer),
-                );
+                let health =
+                    Cosigner::start(store.clone(), Arc::clone(&policy), Arc::clone(&ig_systems));
                 (ledger.with_witnesses(policy), Some(health))
             }
             None => (ledger, None),
@@ -164,8 +171,9 @@ impl Application {
         Ok(Application {
             listener,
             local_addr,
-            tls,
-            registry: Arc::new(registry),
+            tls: Arc::new(TlsHolder::new(tls)),
+            registry: Arc::new(RegistryHolder::new(registry)),
+            ig_systems,
             store,
             ledger,
             contacts,
@@ -208,10 +216,24 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let reloader = tokio::spawn(reload_on_hangup(
+        let reloader = Arc::new(Reloader::new(
+            &self.settings,
             Arc::clone(&self.policy),
-            self.settings.policy_dir.clone(),
+            Arc::clone(&self.registry),
+            Arc::clone(&self.tls),
+            Arc::clone(&self.ig_systems),
         ));
+        let hangups = tokio::spawn(reload_on_hangup(Arc::clone(&reloader)));
+        let gauges = crate::metrics::start_gauges(
+            crate::metrics::Sources {
+                store: self.store.clone(),
+                policy: Arc::clone(&self.policy),
+                registry: Arc::clone(&self.registry),
+                tls: Arc::clone(&self.tls),
+                break_glass_due: self.settings.break_glass_review_due,
+            },
+            crate::metrics::sample_interval(),
+        );
         let watcher = tokio::spawn(watch_database(
             self.store.clone(),
             reporter,
@@ -235,8 +257,7 @@ impl Application {
             let _ = stop_tx.send(true);
         };
         let server = Server::builder()
-            .tls_config(self.tls)
-            .context("configuring TLS")?
+            .layer(RpcMetricsLayer::new())
             .layer(CallerLayer::new(
                 Arc::clone(&self.registry),
                 self.ledger.clone(),
@@ -246,8 +267,7 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(AdminServiceServer::new(AdminApi::new(
-                Arc::clone(&self.policy),
-                self.settings.policy_dir.clone(),
+                reloader,
                 self.ledger.clone(),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
@@ -260,8 +280,7 @@ impl Application {
                     self.store.clone(),
                     Arc::clone(&self.policy),
                     self.ledger.clone(),
-                    self.registry
-                        .systems_with_role(crate::domain::Role::IgOfficer),
+                    Arc::clone(&self.ig_systems),
                     Arc::clone(&self.rules),
                 ),
                 self.ledger.clone(),
@@ -290,7 +309,7 @@ impl Application {
                 ),
                 self.ledger.clone(),
             )))
-            .serve_with_incoming_shutdown(incoming(self.listener), signal);
+            .serve_with_incoming_shutdown(incoming(self.listener, self.tls), signal);
 
         let grace = self.settings.shutdown_grace;
         let mut stopping = stop_rx;
@@ -306,8 +325,9 @@ impl Application {
             }
         };
         watcher.abort();
-        reloader.abort();
+        hangups.abort();
         sweeper.abort();
+        drop(gauges);
         self.store.close().await;
         tracing::info!("gateway stopped");
         result
@@ -394,39 +414,53 @@ async fn escalate_overdue(contacts: Contacts) {
     }
 }
 
-/// Reloads the sharing policy on SIGHUP; a policy that fails to load leaves the old one
-/// in force and the reason is logged.
-async fn reload_on_hangup(policy: Arc<PolicyHolder>, dir: std::path::PathBuf) {
+/// Reloads the policy, registry and server certificate on SIGHUP; if any file fails to
+/// load, everything in force stays as it was and the reason is logged.
+async fn reload_on_hangup(reloader: Arc<Reloader>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangups = match signal(SignalKind::hangup()) {
             Ok(hangups) => hangups,
             Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGHUP; reload the policy through AdminService");
+                tracing::error!(%error, "cannot listen for SIGHUP; reload through AdminService.ReloadPolicy");
                 return;
             }
         };
         while hangups.recv().await.is_some() {
-            match policy.reload(&dir).await {
-                Ok(version) => tracing::info!(%version, "SIGHUP: sharing policy reloaded"),
-                Err(error) => {
-                    tracing::error!(%error, "SIGHUP: policy reload refused; the old policy stays in force")
-                }
+            match reloader.reload().await {
+                Ok(in_force) => tracing::info!(
+                    policy_version = %in_force.policy_version,
+                    server_certificate_sha256 = %in_force.server_certificate_sha256,
+                    registry_systems = in_force.registry_systems,
+                    registry_authorities = in_force.registry_authorities,
+                    "SIGHUP: reloaded the policy, registry and server certificate"
+                ),
+                Err(error) => tracing::error!(
+                    %error,
+                    "SIGHUP: reload refused; everything in force stays as it was"
+                ),
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (policy, dir);
+        let _ = reloader;
     }
 }
 
 /// Accepted connections with Nagle's algorithm off, so a response's small trailer frame
 /// is not held back waiting for the client's delayed ACK (about 40 ms per call), and
 /// with TCP keepalive so dead peers are noticed.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
+/// Each one's TLS handshake uses the configuration in force when it arrives.
+fn incoming(
+    listener: TcpListener,
+    tls: Arc<TlsHolder>,
+) -> impl tokio_stream::Stream<
+    Item = Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+> {
+    let tcp = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
+        .with_keepalive(Some(Duration::from_secs(60)));
+    crate::tls::incoming(tcp, tls)
 }

@@ -17,23 +17,24 @@ use tracing::field::Empty;
 use sha2::Digest;
 
 use crate::api::journal::{RequestMeta, refuse_certificate};
+use crate::api::rpc_metrics::CallerSystem;
 use crate::domain::ledger::Ledger;
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::registry::RegistryHolder;
 
 /// gRPC services whose callers must be registered agency systems.
 const PROTECTED_PACKAGE: &str = "safegate.";
 
-/// Resolves the verified client certificate against the agency registry.
+/// Resolves the verified client certificate against the agency registry in force.
 #[derive(Debug, Clone)]
 pub struct CallerLayer {
-    registry: Arc<Registry>,
+    registry: Arc<RegistryHolder>,
     ledger: Ledger,
 }
 
 impl CallerLayer {
     /// Refusals of unregistered certificates are written to `ledger`.
-    pub fn new(registry: Arc<Registry>, ledger: Ledger) -> Self {
+    pub fn new(registry: Arc<RegistryHolder>, ledger: Ledger) -> Self {
         CallerLayer { registry, ledger }
     }
 }
@@ -54,7 +55,7 @@ impl<S> Layer<S> for CallerLayer {
 #[derive(Debug, Clone)]
 pub struct CallerService<S> {
     inner: S,
-    registry: Arc<Registry>,
+    registry: Arc<RegistryHolder>,
     ledger: Ledger,
 }
 
@@ -104,7 +105,7 @@ where
                 .get::<TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(TlsConnectInfo::peer_certs);
             let identified = match &chain {
-                Some(chain) => self.registry.identify(chain),
+                Some(chain) => self.registry.current().identify(chain),
                 None => Err(Error::Unauthenticated(
                     "no client certificate was presented".into(),
                 )),
@@ -118,8 +119,18 @@ where
                 Ok(caller) => {
                     span.record("safegate.system", caller.system.id.as_str());
                     span.record("safegate.agency", caller.system.agency.as_str());
+                    let system = CallerSystem(caller.system.id.clone());
                     request.extensions_mut().insert(caller);
                     request.extensions_mut().insert(meta);
+                    return Box::pin(
+                        async move {
+                            let mut response = inner.call(request).await?;
+                            record_status(&response);
+                            response.extensions_mut().insert(system);
+                            Ok(response)
+                        }
+                        .instrument(span),
+                    );
                 }
                 Err(error) => {
                     span.in_scope(|| tracing::warn!(reason = %error, "caller refused"));
@@ -141,20 +152,25 @@ where
         Box::pin(
             async move {
                 let response = inner.call(request).await?;
-                // Unary errors arrive trailers-only, with the status in the headers; a
-                // response without one has started successfully.
-                let code = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or(0);
-                tracing::Span::current().record("rpc.grpc.status_code", code);
+                record_status(&response);
                 Ok(response)
             }
             .instrument(span),
         )
     }
+}
+
+/// Records the response's gRPC status on the current span. Unary errors arrive
+/// trailers-only, with the status in the headers; a response without one has started
+/// successfully.
+fn record_status<B>(response: &http::Response<B>) {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    tracing::Span::current().record("rpc.grpc.status_code", code);
 }
 
 /// The OpenTelemetry trace id of `span` when traces are exported, otherwise a new id, so

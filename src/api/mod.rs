@@ -15,6 +15,7 @@ pub mod query;
 pub mod records;
 pub mod requests;
 pub mod resolution;
+pub mod rpc_metrics;
 
 /// Code generated from `proto/safegate/v1`.
 pub mod proto {

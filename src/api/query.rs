@@ -1,6 +1,5 @@
 //! `safegate.v1.QueryService` and `safegate.v1.AdminService`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -13,9 +12,10 @@ use crate::api::proto::{
     ReloadPolicyResponse, admin_service_server::AdminService, query_service_server::QueryService,
 };
 use crate::domain::ledger::{Decision, EntryKind, Ledger};
-use crate::domain::policy::{Level, PolicyHolder};
+use crate::domain::policy::Level;
 use crate::domain::query::{Queries, Question, Shown, Subject};
 use crate::error::Error;
+use crate::reload::{InForce, Reloader};
 
 /// Handlers over the query service.
 #[derive(Debug, Clone)]
@@ -213,21 +213,27 @@ pub(crate) fn reload_policy_request(
     Ok(())
 }
 
-/// Reloads the sharing policy for admin systems.
+/// Reloads the policy, registry and server certificate for admin systems.
 #[derive(Debug, Clone)]
 pub struct AdminApi {
-    policy: Arc<PolicyHolder>,
-    policy_dir: PathBuf,
+    reloader: Arc<Reloader>,
     ledger: Ledger,
 }
 
 impl AdminApi {
-    pub fn new(policy: Arc<PolicyHolder>, policy_dir: PathBuf, ledger: Ledger) -> Self {
-        AdminApi {
-            policy,
-            policy_dir,
-            ledger,
-        }
+    pub fn new(reloader: Arc<Reloader>, ledger: Ledger) -> Self {
+        AdminApi { reloader, ledger }
+    }
+}
+
+fn reload_response(in_force: InForce, error: String) -> ReloadPolicyResponse {
+    ReloadPolicyResponse {
+        reloaded: error.is_empty(),
+        policy_version: in_force.policy_version,
+        error,
+        server_certificate_sha256: in_force.server_certificate_sha256,
+        registry_systems: u32::try_from(in_force.registry_systems).unwrap_or(u32::MAX),
+        registry_authorities: u32::try_from(in_force.registry_authorities).unwrap_or(u32::MAX),
     }
 }
 
@@ -239,22 +245,20 @@ impl AdminService for AdminApi {
     ) -> Result<Response<ReloadPolicyResponse>, Status> {
         answer(&self.ledger, request, |caller, _meta, request| async move {
             reload_policy_request(&caller, request)?;
-            Ok(match self.policy.reload(&self.policy_dir).await {
-                Ok(version) => {
-                    tracing::info!(%version, system = %caller.system.id, "sharing policy reloaded");
-                    ReloadPolicyResponse {
-                        reloaded: true,
-                        policy_version: version,
-                        error: String::new(),
-                    }
+            Ok(match self.reloader.reload().await {
+                Ok(in_force) => {
+                    tracing::info!(
+                        policy_version = %in_force.policy_version,
+                        server_certificate_sha256 = %in_force.server_certificate_sha256,
+                        registry_systems = in_force.registry_systems,
+                        system = %caller.system.id,
+                        "reloaded the policy, registry and server certificate"
+                    );
+                    reload_response(in_force, String::new())
                 }
                 Err(error) => {
-                    tracing::error!(%error, "sharing policy reload refused; the old policy stays in force");
-                    ReloadPolicyResponse {
-                        reloaded: false,
-                        policy_version: self.policy.current().version().to_owned(),
-                        error: error.to_string(),
-                    }
+                    tracing::error!(%error, system = %caller.system.id, "reload refused; everything in force stays as it was");
+                    reload_response(self.reloader.in_force(), error.to_string())
                 }
             })
         })

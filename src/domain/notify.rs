@@ -17,6 +17,39 @@ use crate::domain::records::{Category, ChangeKind, Fact};
 use crate::domain::{Agency, Purpose, Role};
 use crate::store::FactAbout;
 
+/// The information-governance systems told of every break-glass access and of witness
+/// lag: the registry's `ig_officer` systems, replaced when the registry is reloaded.
+#[derive(Debug, Default)]
+pub struct IgSystems {
+    current: std::sync::RwLock<std::sync::Arc<Vec<String>>>,
+}
+
+impl IgSystems {
+    /// Holds `ids` as the IG systems.
+    pub fn new(ids: Vec<String>) -> Self {
+        IgSystems {
+            current: std::sync::RwLock::new(std::sync::Arc::new(ids)),
+        }
+    }
+
+    /// The IG systems now.
+    pub fn current(&self) -> std::sync::Arc<Vec<String>> {
+        // The lock only guards an Arc swap, which cannot be left half done.
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the IG systems for every later notice.
+    pub fn replace(&self, ids: Vec<String>) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(ids);
+    }
+}
+
 vocabulary! {
     /// Which rule of DOMAIN.md made a notice.
     NoticeRule {

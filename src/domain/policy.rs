@@ -351,7 +351,13 @@ impl PolicyHolder {
     /// says why the new files were rejected.
     pub async fn reload(&self, dir: &Path) -> Result<String, PolicyError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let policy = Arc::new(Policy::load(dir).await?);
+        let policy = Policy::load(dir).await?;
+        Ok(self.install(policy))
+    }
+
+    /// Puts an already loaded and validated `policy` in force and returns its version.
+    pub fn install(&self, policy: Policy) -> String {
+        let policy = Arc::new(policy);
         let version = policy.version().to_owned();
         let previous = std::mem::replace(
             &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
@@ -360,9 +366,9 @@ impl PolicyHolder {
         tracing::info!(
             previous_version = previous.version(),
             policy_version = %version,
-            "sharing policy reloaded"
+            "sharing policy in force"
         );
-        Ok(version)
+        version
     }
 }
 

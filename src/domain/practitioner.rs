@@ -24,7 +24,7 @@ pub struct AgencySystem {
     pub roles: Vec<Role>,
     /// How practitioners reach the team behind this system (shown on indicators).
     pub contact_route: String,
-    /// Whether the system may administer the gateway (reload the sharing policy).
+    /// Whether the system may administer the gateway (reload the policy, registry and certificates).
     pub admin: bool,
 }
 

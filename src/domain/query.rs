@@ -106,7 +106,7 @@ pub struct Queries {
     policy: Arc<PolicyHolder>,
     ledger: Ledger,
     /// The information-governance systems told of every break-glass access.
-    ig_systems: Arc<Vec<String>>,
+    ig_systems: Arc<crate::domain::notify::IgSystems>,
     /// How a subject named by demographics is found.
     rules: Arc<MatchRules>,
 }
@@ -152,14 +152,14 @@ impl Queries {
         store: Store,
         policy: Arc<PolicyHolder>,
         ledger: Ledger,
-        ig_systems: Vec<String>,
+        ig_systems: Arc<crate::domain::notify::IgSystems>,
         rules: Arc<MatchRules>,
     ) -> Self {
         Queries {
             store,
             policy,
             ledger,
-            ig_systems: Arc::new(ig_systems),
+            ig_systems,
             rules,
         }
     }
@@ -327,7 +327,7 @@ impl Queries {
         if matches!(legitimacy, Legitimacy::BreakGlass) {
             // Rule 5: information governance is told of every break-glass access.
             let notices = crate::domain::notify::break_glass(
-                &self.ig_systems,
+                &self.ig_systems.current(),
                 &question.system.id,
                 &subject_id,
                 &entry_id,

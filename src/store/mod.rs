@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::Error;
 
+mod backlog;
 mod bound;
 mod contact;
 mod identity;
@@ -20,6 +21,7 @@ mod notices;
 mod read_cache;
 mod records;
 mod witness;
+pub use backlog::NoticeBacklog;
 pub use bound::{BoundRow, StoredCosignature};
 pub use identity::{IdentityLogItem, NameShares};
 pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};

@@ -193,6 +193,26 @@ pub async fn spawn_witnessed_gateway(pki: TestPki, witness_policy: PathBuf) -> T
     .await
 }
 
+/// Starts a gateway on `pki` and a fresh database with `settings` over the test defaults
+/// (e.g. its own copy of the registry, to edit and reload).
+pub async fn spawn_gateway_with_settings(
+    pki: TestPki,
+    settings: Vec<(String, String)>,
+) -> TestGateway {
+    init_process();
+    let data_dir = temp_dir("data");
+    let database = TestDatabase::create(&data_dir).await;
+    start_with(
+        std::sync::Arc::new(pki),
+        database,
+        data_dir,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).to_owned(),
+        None,
+        settings,
+    )
+    .await
+}
+
 /// Runs a gateway on an existing PKI and database.
 async fn start(
     pki: std::sync::Arc<TestPki>,
@@ -212,11 +232,7 @@ async fn start_with(
     extra_settings: Vec<(String, String)>,
 ) -> TestGateway {
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/registry.toml");
-    let mut layers = Layers::defaults();
-    for (key, value) in &extra_settings {
-        layers = layers.flag(key, Some(value.clone()));
-    }
-    let settings = layers
+    let mut layers = Layers::defaults()
         .flag(
             "witness_policy",
             witness_policy.as_ref().map(|p| p.display().to_string()),
@@ -228,9 +244,12 @@ async fn start_with(
         .flag("policy_dir", Some(policy_dir.display().to_string()))
         .flag("pki_dir", Some(pki.dir.display().to_string()))
         .flag("health_interval_ms", Some("100".into()))
-        .flag("shutdown_grace_secs", Some("5".into()))
-        .resolve()
-        .expect("test settings resolve");
+        .flag("shutdown_grace_secs", Some("5".into()));
+    // The test's own settings win over the defaults above.
+    for (key, value) in &extra_settings {
+        layers = layers.flag(key, Some(value.clone()));
+    }
+    let settings = layers.resolve().expect("test settings resolve");
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
     let store = app.store().clone();
@@ -332,19 +351,7 @@ impl TestGateway {
         &self,
         client: Option<&IssuedCertificate>,
     ) -> Result<Channel, tonic::transport::Error> {
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(self.pki.ca_pem()))
-            .domain_name("localhost");
-        if let Some(client) = client {
-            tls = tls.identity(Identity::from_pem(&client.certificate_pem, &client.key_pem));
-        }
-        Channel::from_shared(format!("https://{}", self.addr))
-            .expect("endpoint")
-            .tls_config(tls)?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await
+        channel_to(self.addr, &self.pki.ca_pem(), client).await
     }
 
     /// A channel authenticated as one of the demo systems.
@@ -385,6 +392,74 @@ impl Drop for TestGateway {
             let _ = tx.send(());
         }
     }
+}
+
+/// A new connection to the gateway at `addr`, trusting `ca_pem` for its certificate and
+/// presenting `client` (or no certificate).
+pub async fn channel_to(
+    addr: SocketAddr,
+    ca_pem: &str,
+    client: Option<&IssuedCertificate>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some(client) = client {
+        tls = tls.identity(Identity::from_pem(&client.certificate_pem, &client.key_pem));
+    }
+    Channel::from_shared(format!("https://{addr}"))
+        .expect("endpoint")
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+}
+
+/// The certificate (DER) the server at `addr` presents in a new TLS handshake made as
+/// `client`.
+pub async fn presented_server_certificate(
+    addr: SocketAddr,
+    ca_pem: String,
+    client: IssuedCertificate,
+) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem"))
+            .expect("add root");
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                vec![
+                    CertificateDer::from_pem_slice(client.certificate_pem.as_bytes())
+                        .expect("client pem"),
+                ],
+                PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).expect("key pem"),
+            )
+            .expect("client auth");
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let name = ServerName::try_from("localhost").expect("server name");
+        let mut connection =
+            rustls::ClientConnection::new(Arc::new(config), name).expect("client connection");
+        let mut socket = std::net::TcpStream::connect(addr).expect("tcp connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        while connection.is_handshaking() {
+            connection
+                .complete_io(&mut socket)
+                .expect("TLS handshake with the gateway");
+        }
+        connection
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .expect("the server presented a certificate")
+            .as_ref()
+            .to_vec()
+    })
+    .await
+    .expect("handshake task")
 }
 
 /// A practitioner context with the given role.
@@ -542,5 +617,150 @@ impl TestGateway {
     /// Closes the gateway's database pool under it: every later query fails.
     pub async fn close_database(&self) {
         self.store.close().await;
+    }
+}
+
+/// The `safegate` binary built for these tests.
+pub const SAFEGATE: &str = env!("CARGO_BIN_EXE_safegate");
+
+/// `safegate serve` as a child process on 127.0.0.1:0, its own dev PKI (`safegate pki
+/// init`) and a fresh database, its log in a file; killed when dropped.
+pub struct GatewayProcess {
+    child: std::process::Child,
+    log: PathBuf,
+    pub addr: SocketAddr,
+    pub pki: PathBuf,
+    pub database: TestDatabase,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway in `dir` with `registry` (the demo registry when `None`) and
+    /// the environment variables `env` (no other `SAFEGATE_*` or `OTEL_*` variable is
+    /// passed on), and waits until it has bound its port.
+    pub async fn start(dir: &Path, registry: Option<&Path>, env: &[(&str, String)]) -> Self {
+        init_process();
+        let pki = dir.join("pki");
+        let output = std::process::Command::new(SAFEGATE)
+            .args(["pki", "init", "--dir"])
+            .arg(&pki)
+            .env_clear()
+            .output()
+            .expect("run `safegate pki init`");
+        assert!(
+            output.status.success(),
+            "`safegate pki init` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let database = TestDatabase::create(dir).await;
+        let log = dir.join("serve.log");
+        let demo_registry = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/registry.toml");
+        let mut command = std::process::Command::new(SAFEGATE);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .arg("--database-url")
+            .arg(database.url())
+            .arg("--registry")
+            .arg(registry.unwrap_or(&demo_registry))
+            .arg("--policy-dir")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .arg("--pki-dir")
+            .arg(&pki)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(
+                std::fs::File::create(&log).expect("log file"),
+            ));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SAFEGATE_") || key.starts_with("OTEL_") {
+                command.env_remove(key);
+            }
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start `safegate serve`");
+        let mut process = GatewayProcess {
+            child,
+            log,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pki,
+            database,
+        };
+        let mut found = None;
+        let ready = eventually(Duration::from_secs(60), || {
+            found = process
+                .log()
+                .lines()
+                .find(|l| l.contains("gateway ready"))
+                .and_then(|l| l.split("local_addr=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|addr| addr.parse().ok());
+            async move { found.is_some() }
+        })
+        .await;
+        assert!(ready, "the gateway did not start: {}", process.log());
+        process.addr = found.expect("address");
+        process
+    }
+
+    /// What the gateway has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends the gateway a signal (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// The certificate and key `pki init` wrote for a demo system.
+    pub fn client(&self, system: &str) -> IssuedCertificate {
+        let read = |ext: &str| {
+            std::fs::read_to_string(self.pki.join(format!("{system}.{ext}"))).expect("read cert")
+        };
+        IssuedCertificate {
+            certificate_pem: read("pem"),
+            key_pem: read("key"),
+        }
+    }
+
+    /// The deployment's CA certificate.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.pki.join("ca.pem")).expect("read the CA")
+    }
+
+    /// A channel authenticated as one of the demo systems.
+    pub async fn channel(&self, system: &str) -> Channel {
+        channel_to(self.addr, &self.ca_pem(), Some(&self.client(system)))
+            .await
+            .expect("connect with a registered certificate")
+    }
+
+    /// Stops the gateway with SIGTERM and returns its exit status.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let mut child = std::mem::replace(
+            &mut self.child,
+            std::process::Command::new("true")
+                .spawn()
+                .expect("a stand-in child"),
+        );
+        tokio::task::spawn_blocking(move || child.wait().expect("wait for the gateway"))
+            .await
+            .expect("wait task")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -17,6 +17,20 @@ const MAX_BATCH: usize = 1024;
 /// Entries that may wait for the committer before callers queue behind them.
 const QUEUE: usize = 8192;
 
+/// Told of each group commit, for metrics; the ledger knows nothing of how they are kept.
+pub trait CommitObserver: Send + Sync + std::fmt::Debug {
+    /// A batch of `entries` entries was written (or failed, `committed` false) in `took`.
+    fn batch(&self, entries: usize, took: std::time::Duration, committed: bool);
+}
+
+/// Observes nothing.
+#[derive(Debug)]
+struct Unobserved;
+
+impl CommitObserver for Unobserved {
+    fn batch(&self, _: usize, _: std::time::Duration, _: bool) {}
+}
+
 /// Where an entry landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -54,10 +68,19 @@ impl std::fmt::Debug for Pending {
 impl Ledger {
     /// Starts the committer task on the current Tokio runtime.
     pub fn start(store: Store, signer: CheckpointSigner) -> Self {
+        Self::start_observed(store, signer, Arc::new(Unobserved))
+    }
+
+    /// [`Ledger::start`], telling `observer` of each group commit.
+    pub fn start_observed(
+        store: Store,
+        signer: CheckpointSigner,
+        observer: Arc<dyn CommitObserver>,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let public_key = Arc::new(signer.public_key());
         let origin = Arc::from(signer.origin());
-        tokio::spawn(commit_loop(receiver, store.clone(), signer));
+        tokio::spawn(commit_loop(receiver, store.clone(), signer, observer));
         Ledger {
             queue,
             store,
@@ -141,6 +164,7 @@ async fn commit_loop(
     mut receiver: mpsc::Receiver<Pending>,
     store: Store,
     signer: CheckpointSigner,
+    observer: Arc<dyn CommitObserver>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.recv().await {
@@ -155,7 +179,9 @@ async fn commit_loop(
             .iter()
             .map(|p| (&p.sealed, p.annotation.as_ref()))
             .collect();
+        let started = std::time::Instant::now();
         let appended = store.append_annotated(&entries, &signer).await;
+        observer.batch(entries.len(), started.elapsed(), appended.is_ok());
         drop(entries);
         match appended {
             Ok(seqs) => {

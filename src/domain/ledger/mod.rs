@@ -19,7 +19,7 @@ pub mod witnessing;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use appender::{Appended, Ledger};
+pub use appender::{Appended, CommitObserver, Ledger};
 pub use checkpoint::{Checkpoint, CheckpointSigner};
 
 use crate::domain::ledger::merkle::Hash;

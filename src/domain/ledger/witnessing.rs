@@ -182,7 +182,7 @@ pub struct Cosigner {
     store: Store,
     policy: Arc<WitnessPolicy>,
     health: Arc<WitnessHealth>,
-    ig_systems: Vec<String>,
+    ig_systems: Arc<crate::domain::notify::IgSystems>,
     /// The size each witness is known to hold, in the policy's order.
     held: Arc<Vec<AtomicU64>>,
     /// Since when the latest checkpoint has been beyond the quorum's size.
@@ -194,7 +194,7 @@ impl Cosigner {
     pub fn start(
         store: Store,
         policy: Arc<WitnessPolicy>,
-        ig_systems: Vec<String>,
+        ig_systems: Arc<crate::domain::notify::IgSystems>,
     ) -> Arc<WitnessHealth> {
         let health = Arc::new(WitnessHealth::default());
         let held = Arc::new(
@@ -288,7 +288,7 @@ impl Cosigner {
             "witness cosigning lags beyond the policy's bound: health warning"
         );
         let notices = crate::domain::notify::witness_lag(
-            &self.ig_systems,
+            &self.ig_systems.current(),
             size,
             quorum_size,
             lag.as_secs(),
