@@ -168,6 +168,18 @@ impl Application {
             Arc::new(contact_rules),
             registry.systems(),
         );
+        // Contact steps logged before a crash whose rows were not stored yet: derived
+        // from their entries, which carry them whole.
+        let restored = contacts
+            .restore_logged()
+            .await
+            .context("restoring contact steps logged but not stored")?;
+        if restored > 0 {
+            tracing::warn!(
+                restored,
+                "contact steps logged but not stored were restored from their log entries"
+            );
+        }
         Ok(Application {
             listener,
             local_addr,

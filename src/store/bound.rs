@@ -212,3 +212,78 @@ impl Store {
             .map_err(database_error)
     }
 }
+
+// Contact requests and their steps (issue 16's tables), bound to the `contact` entries
+// that carry them whole.
+
+/// Columns of a `contact_request` row the recording entry determines.
+pub const CONTACT_REQUEST_COLUMNS: [&str; 8] = [
+    "request_id",
+    "requester_system",
+    "requester_practitioner",
+    "client_request_id",
+    "owner_system",
+    "created_at",
+    "due_at",
+    "payload",
+];
+/// Columns of a `contact_step` row the recording entry determines.
+pub const CONTACT_STEP_COLUMNS: [&str; 7] = [
+    "step_id",
+    "request_id",
+    "kind",
+    "outcome",
+    "to_system",
+    "payload",
+    "recorded_at",
+];
+
+impl Store {
+    /// Every contact request and step row, each with the position of the entry it names.
+    /// They grow with contact requests, not with disclosures, so they are read whole.
+    pub async fn contact_bound_rows(&self) -> Result<Vec<BoundRow>, Error> {
+        let mut bound = Vec::new();
+        let tables: [(&'static str, &str, &[&'static str]); 2] = [
+            (
+                "contact_request",
+                "SELECT r.request_id, r.log_entry_id, l.seq, r.request_id, r.requester_system, \
+                 r.requester_practitioner, r.client_request_id, r.owner_system, r.created_at, \
+                 r.due_at, r.payload \
+                 FROM contact_request r LEFT JOIN disclosure_log l \
+                 ON l.entry_id = r.log_entry_id",
+                &CONTACT_REQUEST_COLUMNS,
+            ),
+            (
+                "contact_step",
+                "SELECT s.step_id, s.log_entry_id, l.seq, s.step_id, s.request_id, s.kind, \
+                 s.outcome, s.to_system, s.payload, s.recorded_at \
+                 FROM contact_step s LEFT JOIN disclosure_log l \
+                 ON l.entry_id = s.log_entry_id",
+                &CONTACT_STEP_COLUMNS,
+            ),
+        ];
+        for (table, sql, columns) in tables {
+            for row in sqlx::query(sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(database_error)?
+            {
+                let seq: Option<i64> = row.try_get(2).map_err(database_error)?;
+                let values = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| Ok((*column, row.try_get::<String, _>(3 + i)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(database_error)?;
+                bound.push(BoundRow {
+                    table,
+                    key: row.try_get(0).map_err(database_error)?,
+                    log_entry_id: row.try_get(1).map_err(database_error)?,
+                    log_seq: seq.map(|s| s as u64),
+                    columns: values,
+                });
+            }
+        }
+        Ok(bound)
+    }
+}

@@ -69,6 +69,57 @@ impl ContactStore for Store {
         Ok(Some((fact, world)))
     }
 
+    async fn unstored_contact_entries(&self, after_seq: u64) -> Result<(Vec<Entry>, u64), Error> {
+        let through: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM disclosure_log")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(database_error)?;
+        let through = through.map_or(after_seq, |s| s as u64).max(after_seq);
+        let rows = sqlx::query(
+            "SELECT l.seq, l.entry, l.leaf_hash, l.chain_hash FROM disclosure_log l \
+             WHERE l.seq > $1 AND l.seq <= $2 AND l.kind = 'contact' AND l.decision = 'recorded' \
+             AND NOT EXISTS (SELECT 1 FROM contact_request r WHERE r.log_entry_id = l.entry_id) \
+             AND NOT EXISTS (SELECT 1 FROM contact_step s WHERE s.log_entry_id = l.entry_id) \
+             ORDER BY l.seq",
+        )
+        .bind(after_seq as i64)
+        .bind(through as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        let entries = rows
+            .iter()
+            .map(|row| crate::store::ledger::stored_entry_from_row(row).map(|s| s.entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((entries, through))
+    }
+
+    async fn claim_escalations(&self, holder: &str, now: &str, until: &str) -> Result<bool, Error> {
+        let claimed = sqlx::query(
+            "UPDATE contact_sweep_lease SET holder = $1, until = $2 \
+             WHERE lease = 'escalation' AND (until < $3 OR holder = $1)",
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(database_error)?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn release_escalations(&self, holder: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE contact_sweep_lease SET holder = '', until = '' \
+             WHERE lease = 'escalation' AND holder = $1",
+        )
+        .bind(holder)
+        .execute(&self.writer)
+        .await
+        .map_err(database_error)?;
+        Ok(())
+    }
+
     async fn add_contact_request(
         &self,
         request: &ContactRequest,
@@ -78,7 +129,7 @@ impl ContactStore for Store {
         sqlx::query(
             "INSERT INTO contact_request (request_id, requester_system, requester_practitioner, \
              client_request_id, owner_system, created_at, due_at, payload, log_entry_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (request_id) DO NOTHING",
         )
         .bind(&request.request_id)
         .bind(&request.requester_system)
@@ -99,22 +150,17 @@ impl ContactStore for Store {
     }
 
     async fn add_contact_step(&self, step: &ContactStep, notices: &[Notice]) -> Result<(), Error> {
-        let passed_to = match step.outcome {
-            Some(crate::domain::contact::Outcome::PassedOn) => {
-                step.to_systems.first().cloned().unwrap_or_default()
-            }
-            _ => String::new(),
-        };
         let mut tx = self.begin_write().await.map_err(database_error)?;
         sqlx::query(
             "INSERT INTO contact_step (step_id, request_id, kind, outcome, to_system, payload, \
-             recorded_at, log_entry_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             recorded_at, log_entry_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (step_id) DO NOTHING",
         )
         .bind(&step.step_id)
         .bind(&step.request_id)
         .bind(step.kind.as_str())
         .bind(step.outcome.map_or("", |o| o.as_str()))
-        .bind(passed_to)
+        .bind(step.passed_to())
         .bind(serde_json::to_string(step).map_err(Error::internal)?)
         .bind(&step.recorded_at)
         .bind(&step.log_entry_id)

@@ -772,7 +772,7 @@ pub struct RawLogRow {
     pub chain_hash: String,
 }
 
-fn stored_entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, Error> {
+pub(super) fn stored_entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, Error> {
     let seq: i64 = row.try_get(0).map_err(database_error)?;
     let text: String = row.try_get(1).map_err(database_error)?;
     Ok(StoredEntry {

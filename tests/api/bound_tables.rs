@@ -11,7 +11,7 @@ use safegate::api::proto::{
 use crate::helpers::{TestDatabase, TestGateway, auditor};
 use crate::ig_support::{audit_cli, break_glass_query, police_query, stdout, with_case};
 
-async fn verify(gateway: &TestGateway) -> VerifyLogResponse {
+pub(crate) async fn verify(gateway: &TestGateway) -> VerifyLogResponse {
     gateway
         .audit()
         .await
@@ -25,7 +25,7 @@ async fn verify(gateway: &TestGateway) -> VerifyLogResponse {
 
 /// Runs `statements` as the database's owner could: the table's append-only triggers
 /// (and, for inserts naming entries that do not exist, foreign keys) out of the way.
-async fn as_owner(gateway: &TestGateway, table: &str, statements: &[String]) {
+pub(crate) async fn as_owner(gateway: &TestGateway, table: &str, statements: &[String]) {
     let pool = gateway.database_pool().await;
     let off: Vec<String> = match gateway.database {
         TestDatabase::Postgres { .. } => vec![format!("ALTER TABLE {table} DISABLE TRIGGER ALL")],
@@ -46,7 +46,11 @@ async fn as_owner(gateway: &TestGateway, table: &str, statements: &[String]) {
 
 /// Tampers with `table`, returns what verify said, then puts the table back as it was and
 /// checks that the log verifies again (so each case below is caught on its own).
-async fn caught(gateway: &TestGateway, table: &str, tampering: &[String]) -> VerifyLogResponse {
+pub(crate) async fn caught(
+    gateway: &TestGateway,
+    table: &str,
+    tampering: &[String],
+) -> VerifyLogResponse {
     let saved = format!("saved_{table}");
     let mut statements = vec![format!("CREATE TABLE {saved} AS SELECT * FROM {table}")];
     statements.extend_from_slice(tampering);
@@ -72,7 +76,7 @@ async fn caught(gateway: &TestGateway, table: &str, tampering: &[String]) -> Ver
     said
 }
 
-async fn scalar(gateway: &TestGateway, sql: &str) -> String {
+pub(crate) async fn scalar(gateway: &TestGateway, sql: &str) -> String {
     let pool = gateway.database_pool().await;
     let value: String = sqlx::query_scalar(sql)
         .fetch_one(&pool)
@@ -82,7 +86,7 @@ async fn scalar(gateway: &TestGateway, sql: &str) -> String {
     value
 }
 
-async fn seq_of(gateway: &TestGateway, entry_id: &str) -> u64 {
+pub(crate) async fn seq_of(gateway: &TestGateway, entry_id: &str) -> u64 {
     let pool = gateway.database_pool().await;
     let seq: i64 = sqlx::query_scalar("SELECT seq FROM disclosure_log WHERE entry_id = $1")
         .bind(entry_id)

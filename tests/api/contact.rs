@@ -19,7 +19,7 @@ use tonic_types::StatusExt;
 use crate::helpers::{TestGateway, auditor};
 use crate::ig_support::{get, query_dean, with_case};
 
-fn as_practitioner(id: &str, role: Role) -> PractitionerContext {
+pub(crate) fn as_practitioner(id: &str, role: Role) -> PractitionerContext {
     PractitionerContext {
         practitioner_id: id.into(),
         role: role.into(),
@@ -32,12 +32,16 @@ fn iom() -> PractitionerContext {
     as_practitioner("IOM-0001", Role::IomOfficer)
 }
 
-fn health_visitor() -> PractitionerContext {
+pub(crate) fn health_visitor() -> PractitionerContext {
     as_practitioner("HV-0001", Role::HealthVisitor)
 }
 
 /// A fact shown in the answer at `level` in `category`: (record id, person id, owner).
-fn shown(answer: &QueryResponse, category: &str, level: Level) -> (String, String, String) {
+pub(crate) fn shown(
+    answer: &QueryResponse,
+    category: &str,
+    level: Level,
+) -> (String, String, String) {
     shown_by(answer, category, level, None)
 }
 
@@ -69,7 +73,7 @@ fn shown_by(
         .unwrap_or_else(|| panic!("no {category} shown at {level:?}"))
 }
 
-fn asking(entry: &str, record: &str, urgency: ContactUrgency) -> RequestContactRequest {
+pub(crate) fn asking(entry: &str, record: &str, urgency: ContactUrgency) -> RequestContactRequest {
     RequestContactRequest {
         context: Some(iom()),
         answer_entry_id: entry.into(),
@@ -81,14 +85,14 @@ fn asking(entry: &str, record: &str, urgency: ContactUrgency) -> RequestContactR
     }
 }
 
-async fn contacts(
+pub(crate) async fn contacts(
     gateway: &TestGateway,
     system: &str,
 ) -> ContactServiceClient<tonic::transport::Channel> {
     ContactServiceClient::new(gateway.channel(system).await)
 }
 
-async fn requested(
+pub(crate) async fn requested(
     gateway: &TestGateway,
     system: &str,
     context: PractitionerContext,
@@ -138,7 +142,9 @@ async fn report(gateway: &TestGateway, person_id: &str) -> Vec<String> {
 
 /// The IOM officer's answer about Dean, and the health visitor's involvement it showed
 /// as an indicator: (answer, record id, person id).
-async fn iom_sees_the_health_visitor(gateway: &TestGateway) -> (QueryResponse, String, String) {
+pub(crate) async fn iom_sees_the_health_visitor(
+    gateway: &TestGateway,
+) -> (QueryResponse, String, String) {
     let answer = query_dean(gateway, "police-iom", iom())
         .await
         .expect("the IOM officer is answered");

@@ -6,6 +6,7 @@ mod helpers;
 mod ig_support;
 
 mod audit_cli;
+mod bound_contact;
 mod bound_tables;
 mod break_glass_review;
 mod case;

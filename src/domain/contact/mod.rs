@@ -6,6 +6,7 @@
 //! file `policies/contact.toml` ([`ContactRules`]). No tonic, no SQL: the store
 //! implements [`ContactStore`].
 
+pub mod logged;
 mod rules;
 mod service;
 
@@ -212,14 +213,36 @@ pub trait ContactStore: Clone + Send + Sync + 'static {
         record_id: &str,
     ) -> impl Future<Output = Result<Option<(FactAbout, Surroundings)>, Error>> + Send;
 
-    /// Stores a request and the notices it raises, together.
+    /// The `contact` entries after `after_seq` that record a step with no row yet (the
+    /// gateway stopped between logging and storing, or the row is being stored now), and
+    /// the log's last position they were looked for up to.
+    fn unstored_contact_entries(
+        &self,
+        after_seq: u64,
+    ) -> impl Future<Output = Result<(Vec<Entry>, u64), Error>> + Send;
+
+    /// Takes the deployment-wide escalation lease for `holder` until `until` (RFC 3339),
+    /// if it is free or expired at `now`; false when another process holds it.
+    fn claim_escalations(
+        &self,
+        holder: &str,
+        now: &str,
+        until: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Gives the escalation lease back, if `holder` holds it.
+    fn release_escalations(&self, holder: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores a request and the notices it raises, together. A request already stored
+    /// (restored from its entry meanwhile) is left as it is; the notices are still stored.
     fn add_contact_request(
         &self,
         request: &ContactRequest,
         notices: &[Notice],
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Stores a step and the notices it raises, together.
+    /// Stores a step and the notices it raises, together; a step already stored is left
+    /// as it is.
     fn add_contact_step(
         &self,
         step: &ContactStep,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::domain::contact::logged::{self, Logged, Recorded};
 use crate::domain::contact::{
     ContactRequest, ContactRules, ContactStep, ContactStore, ContactThread, Outcome, StepKind,
     Urgency, rule,
@@ -66,7 +67,15 @@ pub struct Contacts<S = Store> {
     /// Answers and escalations of this process one at a time, so a request is answered
     /// or escalated once.
     transitions: Arc<tokio::sync::Mutex<()>>,
+    /// This process's name on the deployment-wide escalation lease.
+    sweeper_id: Arc<str>,
+    /// The log position up to which logged steps were looked for without a row.
+    restored_through: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How long a sweeping process holds the escalation lease at most: a process that stops
+/// mid-sweep holds it no longer than this.
+const ESCALATION_LEASE: time::Duration = time::Duration::minutes(5);
 
 impl<S: ContactStore> Contacts<S> {
     pub fn new(
@@ -83,7 +92,38 @@ impl<S: ContactStore> Contacts<S> {
             rules,
             directory: Arc::new(directory),
             transitions: Arc::new(tokio::sync::Mutex::new(())),
+            sweeper_id: uuid::Uuid::new_v4().to_string().into(),
+            restored_through: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
+    }
+
+    /// Stores every request and step the log records but the contact tables do not hold,
+    /// derived from its entry, and returns how many. The log is the source of truth: a
+    /// step is logged first and stored after, so a gateway that stopped between the two
+    /// leaves a logged step with no row, and the row is derived from the hashed entry,
+    /// which carries it whole. Called at start-up (the whole log, once) and before each
+    /// overdue sweep (entries since the last look), so a request answered or escalated
+    /// just before a crash is not escalated again. The notices such a step raised are not
+    /// re-sent: they went with the row that was never stored, and an unanswered request
+    /// is still escalated when it falls overdue. Entries written before entries carried
+    /// their row cannot be restored; verify reports them as not stored.
+    pub async fn restore_logged(&self) -> Result<usize, Error> {
+        use std::sync::atomic::Ordering;
+        let after = self.restored_through.load(Ordering::Acquire);
+        let (entries, through) = self.store.unstored_contact_entries(after).await?;
+        let mut restored = 0;
+        for entry in &entries {
+            let Recorded::Row(row) = logged::recorded(entry) else {
+                continue;
+            };
+            match *row {
+                Logged::Request(request) => self.store.add_contact_request(&request, &[]).await?,
+                Logged::Step(step) => self.store.add_contact_step(&step, &[]).await?,
+            }
+            restored += 1;
+        }
+        self.restored_through.fetch_max(through, Ordering::AcqRel);
+        Ok(restored)
     }
 
     /// The contact rules in force.
@@ -289,6 +329,7 @@ impl<S: ContactStore> Contacts<S> {
             to_systems: vec![owner.id.clone()],
             notice_ids: vec![notice.notice_id.clone()],
             rules_version: request.rules_version.clone(),
+            row: Some(logged_row(&request)?),
         });
         // Fail closed: nothing is stored or sent until the request's entry is committed.
         let appended = self.ledger.append(entry).await?;
@@ -458,6 +499,7 @@ impl<S: ContactStore> Contacts<S> {
                 .collect(),
             notice_ids: notices.iter().map(|n| n.notice_id.clone()).collect(),
             rules_version: request.rules_version.clone(),
+            row: Some(logged_row(&step)?),
         });
         let appended = self.ledger.append(entry).await?;
         self.store.add_contact_step(&step, &notices).await?;
@@ -515,6 +557,38 @@ impl<S: ContactStore> Contacts<S> {
         at: time::OffsetDateTime,
     ) -> Result<Vec<Escalated>, Error> {
         let _one_at_a_time = self.transitions.lock().await;
+        // One process of the deployment sweeps at a time; another holding the lease is
+        // sweeping now, and whatever it leaves is swept next time.
+        let now = time::OffsetDateTime::now_utc();
+        let claimed = self
+            .store
+            .claim_escalations(
+                &self.sweeper_id,
+                &timestamp(now),
+                &timestamp(now + ESCALATION_LEASE),
+            )
+            .await?;
+        if !claimed {
+            return Ok(Vec::new());
+        }
+        let swept = self.sweep(at).await;
+        let released = self.store.release_escalations(&self.sweeper_id).await;
+        let escalated = swept?;
+        released?;
+        Ok(escalated)
+    }
+
+    /// [`Contacts::escalate_overdue`] with the lease held: steps logged but not stored are
+    /// restored first, so a request escalated by a process that stopped before storing
+    /// the step is not escalated again.
+    async fn sweep(&self, at: time::OffsetDateTime) -> Result<Vec<Escalated>, Error> {
+        let restored = self.restore_logged().await?;
+        if restored > 0 {
+            tracing::warn!(
+                restored,
+                "contact steps logged but not stored were restored from their log entries"
+            );
+        }
         let policy = self.policy.current();
         let mut escalated = Vec::new();
         for thread in self.store.contacts_due(&timestamp(at)).await? {
@@ -636,18 +710,6 @@ impl<S: ContactStore> Contacts<S> {
                 },
                 manager.map_or(String::new(), |r| r.as_str().to_owned())
             );
-            entry.contact = Some(ContactRecord {
-                request_id: request.request_id.clone(),
-                step: StepKind::Escalated.as_str().into(),
-                urgency: request.urgency.as_str().into(),
-                due_at: request.due_at.clone(),
-                outcome: String::new(),
-                answer_entry_id: request.answer_entry_id.clone(),
-                record_id: request.record_id.clone(),
-                to_systems: to_systems.clone(),
-                notice_ids: notices.iter().map(|n| n.notice_id.clone()).collect(),
-                rules_version: self.rules.version().to_owned(),
-            });
             let step = ContactStep {
                 step_id: uuid::Uuid::new_v4().to_string(),
                 request_id: request.request_id.clone(),
@@ -660,6 +722,19 @@ impl<S: ContactStore> Contacts<S> {
                 recorded_at: entry.recorded_at.clone(),
                 log_entry_id: entry.entry_id.clone(),
             };
+            entry.contact = Some(ContactRecord {
+                request_id: request.request_id.clone(),
+                step: StepKind::Escalated.as_str().into(),
+                urgency: request.urgency.as_str().into(),
+                due_at: request.due_at.clone(),
+                outcome: String::new(),
+                answer_entry_id: request.answer_entry_id.clone(),
+                record_id: request.record_id.clone(),
+                to_systems: to_systems.clone(),
+                notice_ids: notices.iter().map(|n| n.notice_id.clone()).collect(),
+                rules_version: self.rules.version().to_owned(),
+                row: Some(logged_row(&step)?),
+            });
             let appended = self.ledger.append(entry).await?;
             self.store.add_contact_step(&step, &notices).await?;
             escalated.push(Escalated {
@@ -715,6 +790,11 @@ impl<S: ContactStore> Contacts<S> {
             contact_request_id: request.request_id.clone(),
         }
     }
+}
+
+/// A request or step as its entry carries it: the row is derived from the hashed entry.
+fn logged_row(row: &impl serde::Serialize) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(row).map_err(Error::internal)
 }
 
 /// Who a refusal is about.

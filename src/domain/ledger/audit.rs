@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::domain::ledger::bound::BoundTables;
+use crate::domain::ledger::bound_contact::ContactTables;
 use crate::domain::ledger::merkle::Hash;
 use crate::domain::ledger::review::{
     Annotation, BreakGlassReview, RELEASE_RULE, REVIEW_RULE, ReviewOutcome, SubjectAccessRelease,
@@ -361,6 +362,7 @@ pub async fn verify_store_reporting(
     // entry up to the checkpoint wrote is among them (each commits with its entry).
     let checkpoint = store.latest_checkpoint().await?;
     let mut bound = BoundTables::new(store.bound_rows().await?);
+    let mut contact = ContactTables::new(store.contact_bound_rows().await?);
     // Without a checkpoint every row is read, so entries nobody signed are reported.
     let limit = checkpoint.as_ref().map_or(i64::MAX as u64, |c| c.tree_size);
     let (pages, mut received) = tokio::sync::mpsc::channel(VERIFY_PAGES_AHEAD);
@@ -372,7 +374,12 @@ pub async fn verify_store_reporting(
     while let Some(page) = received.recv().await {
         match page {
             Ok(page) => {
-                match check_page(&mut verifier, &mut bound, &mut changes, page) {
+                match check_page(
+                    &mut verifier,
+                    (&mut bound, &mut contact),
+                    &mut changes,
+                    page,
+                ) {
                     Ok(seqs) => stray.extend(seqs),
                     Err(mismatch) => {
                         outcome = Some(Err(mismatch));
@@ -407,6 +414,7 @@ pub async fn verify_store_reporting(
     let outcome = outcome.unwrap_or_else(|| {
         let verified = verifier.finish(checkpoint.as_ref(), &key)?;
         bound.finish(verified.entries)?;
+        contact.finish(verified.entries)?;
         match stray.into_iter().min() {
             None => Ok(verified),
             Some(seq) => Err(Mismatch {
@@ -432,7 +440,7 @@ struct Page {
 /// reported once the log itself has verified (a truncated log is named as such first).
 fn check_page(
     verifier: &mut Verifier,
-    bound: &mut BoundTables,
+    (bound, contact): (&mut BoundTables, &mut ContactTables),
     changes: &mut KeyChanges,
     page: Page,
 ) -> Result<Vec<u64>, Mismatch> {
@@ -448,6 +456,7 @@ fn check_page(
             &entry,
             persons.remove(&row.seq).unwrap_or_default(),
         )?;
+        contact.check(row.seq, &entry)?;
     }
     Ok(persons.into_keys().collect())
 }

@@ -5,6 +5,7 @@
 mod appender;
 pub mod audit;
 pub mod bound;
+pub mod bound_contact;
 pub mod checkpoint;
 pub mod export;
 mod fhir;
@@ -118,6 +119,12 @@ pub struct ContactRecord {
     pub notice_ids: Vec<String>,
     /// SHA-256 of the contact rules (`policies/contact.toml`) in force.
     pub rules_version: String,
+    /// The row the step is stored as (the request, or the answer or escalation), whole:
+    /// the contact tables are derived from the hashed entry, checked against it by verify
+    /// and restored from it when the gateway stopped between logging and storing. Left
+    /// out when absent, so entries written before it hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<serde_json::Value>,
 }
 
 /// A disclosure-log entry. Its canonical encoding (compact JSON, fields in this order) is
