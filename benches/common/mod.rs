@@ -3,6 +3,8 @@
 //! harness uses a part of it.
 #![allow(dead_code)]
 
+pub mod floor;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! SQL for the disclosure log. A batch of entries is appended in one transaction that
-//! also stores the Merkle nodes it completes and a signed checkpoint, so the chain, the
-//! tree and the checkpoints always agree.
+//! also stores the kept Merkle hashes it completes (one in 256 nodes, as tlog tiles keep
+//! them) and a signed checkpoint, so the chain, the tree and the checkpoints always agree.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -162,6 +162,11 @@ impl<'a> Batch<'a> {
                 .map_err(|missing| Error::internal(format!("merkle node {missing:?} missing")))?;
             for (level, index, hash) in completed {
                 nodes.insert(level, index, hash);
+                // Leaves are kept as the entry's own leaf hash; other levels between
+                // kept ones are recomputed when needed.
+                if level == 0 || !merkle::is_kept(level) {
+                    continue;
+                }
                 node_rows.push(vec![
                     Cell::Int(i64::from(level)),
                     Cell::Int(index as i64),
@@ -421,27 +426,74 @@ impl Store {
         }
     }
 
+    /// The Merkle nodes at `wanted`, each computed from the kept hashes below it (see
+    /// [`merkle::TILE_HEIGHT`]): leaves from the log's own `leaf_hash`, higher kept levels
+    /// from `merkle_node`, read as a few ranges rather than a row per node.
     async fn load_nodes(
         &self,
         conn: &mut sqlx::AnyConnection,
         wanted: &[(u32, u64)],
     ) -> Result<HashMap<(u32, u64), Hash>, Error> {
-        let mut found = HashMap::with_capacity(wanted.len());
-        for &(level, index) in wanted {
-            if found.contains_key(&(level, index)) {
-                continue;
+        let wanted: HashSet<(u32, u64)> = wanted.iter().copied().collect();
+        let mut ranges: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+        for &(level, index) in &wanted {
+            let span = merkle::kept_span(level, index);
+            ranges
+                .entry(span.level)
+                .or_default()
+                .push((span.first, span.first + span.count));
+        }
+        let mut kept: HashMap<(u32, u64), Hash> = HashMap::new();
+        for (level, mut spans) in ranges {
+            spans.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+            for (start, end) in spans {
+                match merged.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => merged.push((start, end)),
+                }
             }
-            let hash: Option<String> =
-                sqlx::query_scalar("SELECT hash FROM merkle_node WHERE level = $1 AND idx = $2")
-                    .bind(i64::from(level))
-                    .bind(index as i64)
-                    .fetch_optional(&mut *conn)
+            for (start, end) in merged {
+                let rows = if level == 0 {
+                    // Leaf `i` is the entry at seq `i + 1`.
+                    sqlx::query(
+                        "SELECT seq - 1, leaf_hash FROM disclosure_log WHERE seq > $1 AND seq <= $2",
+                    )
+                    .bind(start as i64)
+                    .bind(end as i64)
+                    .fetch_all(&mut *conn)
                     .await
-                    .map_err(database_error)?;
-            let hash = hash.ok_or_else(|| {
+                } else {
+                    sqlx::query(
+                        "SELECT idx, hash FROM merkle_node WHERE level = $1 AND idx >= $2 AND idx < $3",
+                    )
+                    .bind(i64::from(level))
+                    .bind(start as i64)
+                    .bind(end as i64)
+                    .fetch_all(&mut *conn)
+                    .await
+                }
+                .map_err(database_error)?;
+                for row in rows {
+                    let index: i64 = row.try_get(0).map_err(database_error)?;
+                    let hash: String = row.try_get(1).map_err(database_error)?;
+                    kept.insert((level, index as u64), hex_hash(&hash)?);
+                }
+            }
+        }
+        let mut found = HashMap::with_capacity(wanted.len());
+        for (level, index) in wanted {
+            let span = merkle::kept_span(level, index);
+            let below = (span.first..span.first + span.count)
+                .map(|i| kept.get(&(span.level, i)).copied())
+                .collect::<Option<Vec<Hash>>>()
+                .ok_or_else(|| {
+                    Error::internal(format!("merkle node ({level}, {index}) is missing"))
+                })?;
+            let hash = merkle::perfect_root(&below).ok_or_else(|| {
                 Error::internal(format!("merkle node ({level}, {index}) is missing"))
             })?;
-            found.insert((level, index), hex_hash(&hash)?);
+            found.insert((level, index), hash);
         }
         Ok(found)
     }

@@ -207,6 +207,51 @@ pub fn verify_consistency(
     &fr == old_root && &sr == new_root && s_n == 0
 }
 
+/// Height of a tile, as in C2SP `tlog-tiles`: the hashes of tree level `8 * L` are kept,
+/// 256 to a tile, and every node between two kept levels is recomputed from at most 128
+/// kept hashes below it. Level 0 (the leaves) is kept as each entry's own leaf hash.
+pub const TILE_HEIGHT: u32 = 8;
+
+/// Whether the hash of a node at `level` is kept (rather than recomputed from below).
+pub fn is_kept(level: u32) -> bool {
+    level.is_multiple_of(TILE_HEIGHT)
+}
+
+/// The kept hashes a node is computed from: the kept level at or below it, and the range
+/// of that level's indices its leaves span, `first .. first + count` (a count of 1 for a
+/// kept node itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptSpan {
+    pub level: u32,
+    pub first: u64,
+    pub count: u64,
+}
+
+/// Where the node at (`level`, `index`) is computed from.
+pub fn kept_span(level: u32, index: u64) -> KeptSpan {
+    let above = level % TILE_HEIGHT;
+    KeptSpan {
+        level: level - above,
+        first: index << above,
+        count: 1 << above,
+    }
+}
+
+/// The root of the perfect subtree over `hashes` (a power of two of them, in order).
+pub fn perfect_root(hashes: &[Hash]) -> Option<Hash> {
+    if hashes.is_empty() || !hashes.len().is_power_of_two() {
+        return None;
+    }
+    let mut level: Vec<Hash> = hashes.to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks_exact(2)
+            .map(|pair| node_hash(&pair[0], &pair[1]))
+            .collect();
+    }
+    level.first().copied()
+}
+
 /// The perfect subtrees a new leaf completes: appending leaf `index` with hash `leaf`
 /// yields (level, index, hash) for level 0 and every level it closes.
 pub fn completed_nodes<S: NodeSource>(
@@ -241,6 +286,30 @@ mod tests {
         fn node(&mut self, level: u32, index: u64) -> Result<Hash, Infallible> {
             Ok(self.0[&(level, index)])
         }
+    }
+
+    #[test]
+    fn every_node_is_recomputed_from_the_kept_levels_below_it() {
+        let (memory, _) = tree(70_000);
+        for (&(level, index), hash) in &memory.0 {
+            let span = kept_span(level, index);
+            assert!(is_kept(span.level));
+            assert!(span.level <= level && level - span.level < TILE_HEIGHT);
+            let below: Vec<Hash> = (span.first..span.first + span.count)
+                .map(|i| memory.0[&(span.level, i)])
+                .collect();
+            assert_eq!(
+                perfect_root(&below).as_ref(),
+                Some(hash),
+                "node ({level}, {index})"
+            );
+        }
+        assert!(
+            memory.0.contains_key(&(16, 0)),
+            "a level-16 node exists at 70,000 leaves"
+        );
+        assert_eq!(perfect_root(&[[0; 32]; 3]), None, "not a power of two");
+        assert_eq!(perfect_root(&[]), None);
     }
 
     fn tree(n: u64) -> (Memory, Vec<Hash>) {
