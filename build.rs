@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/safegate/v1/query.proto",
     "proto/safegate/v1/notifications.proto",
     "proto/safegate/v1/resolution.proto",
+    "proto/safegate/v1/alerts.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

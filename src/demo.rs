@@ -56,6 +56,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         crate::startup::MATCHING_RULES,
         include_str!("../policies/matching.toml"),
     ),
+    (
+        crate::startup::ALERT_RULES,
+        include_str!("../policies/alerts.toml"),
+    ),
 ];
 
 /// Finds the registry and policies (or writes the built-in ones into the data dir when

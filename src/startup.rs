@@ -12,13 +12,15 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::alerts::AlertApi;
 use crate::api::audit::AuditApi;
 use crate::api::caller_layer::CallerLayer;
 use crate::api::identity::IdentityApi;
 use crate::api::message_size::MessageSizeLayer;
 use crate::api::notifications::NotificationApi;
 use crate::api::proto::{
-    self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
+    self, admin_service_server::AdminServiceServer, alert_service_server::AlertServiceServer,
+    audit_service_server::AuditServiceServer,
     identity_resolution_service_server::IdentityResolutionServiceServer,
     identity_service_server::IdentityServiceServer,
     notification_service_server::NotificationServiceServer,
@@ -28,6 +30,7 @@ use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
 use crate::api::resolution::ResolutionApi;
 use crate::config::Settings;
+use crate::domain::alerts::{AlertEvaluator, AlertRules, Cases};
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
 use crate::domain::ledger::rotation::rotate;
@@ -42,6 +45,8 @@ use crate::store::Store;
 
 /// The identity matching rules' file in the policy directory.
 pub const MATCHING_RULES: &str = "matching.toml";
+/// The privacy alert rules' file in the policy directory.
+pub const ALERT_RULES: &str = "alerts.toml";
 
 /// The gRPC services whose health follows the database.
 const SERVICES: &[&str] = &["safegate.v1.IdentityService", "safegate.v1.RecordsService"];
@@ -59,6 +64,8 @@ pub struct Application {
     settings: Settings,
     /// Whether witness cosigning lags (`None` without a witness policy).
     witness_health: Option<Arc<WitnessHealth>>,
+    /// This process's privacy alert evaluator.
+    alerts: AlertEvaluator,
 }
 
 impl Application {
@@ -82,6 +89,13 @@ impl Application {
             format!(
                 "loading the identity matching rules {} (`policy_dir`)",
                 matching.display()
+            )
+        })?;
+        let alert_file = settings.policy_dir.join(ALERT_RULES);
+        let alert_rules = AlertRules::load(&alert_file).with_context(|| {
+            format!(
+                "loading the privacy alert rules {} (`policy_dir`)",
+                alert_file.display()
             )
         })?;
         let signer = checkpoint_signer(&settings)?;
@@ -127,6 +141,12 @@ impl Application {
             }
             None => (ledger, None),
         };
+        // Privacy alerts are evaluated beside the append path, fed each committed batch.
+        let alerts = AlertEvaluator::start(
+            ledger.clone(),
+            Arc::new(alert_rules),
+            registry.systems_with_role(crate::domain::Role::IgOfficer),
+        );
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
@@ -149,7 +169,13 @@ impl Application {
             rules: Arc::new(rules),
             settings,
             witness_health,
+            alerts,
         })
+    }
+
+    /// This process's privacy alert evaluator.
+    pub fn alerts(&self) -> AlertEvaluator {
+        self.alerts.clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -221,6 +247,9 @@ impl Application {
                 self.ledger.clone(),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
+            .add_service(AlertServiceServer::new(AlertApi::new(Cases::new(
+                self.ledger.clone(),
+            ))))
             .add_service(NotificationServiceServer::new(NotificationApi::new(
                 Deliveries::new(self.store.clone(), self.ledger.clone()),
                 self.ledger.clone(),
@@ -273,6 +302,7 @@ impl Application {
         };
         watcher.abort();
         reloader.abort();
+        self.alerts.stop().await;
         self.store.close().await;
         tracing::info!("gateway stopped");
         result

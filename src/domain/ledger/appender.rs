@@ -17,6 +17,16 @@ const MAX_BATCH: usize = 1024;
 /// Entries that may wait for the committer before callers queue behind them.
 const QUEUE: usize = 8192;
 
+/// Entries just committed, in `seq` order, as handed to a subscriber of the append path
+/// (the privacy-alert evaluator): they are moved there, never copied.
+pub type Committed = Vec<(u64, Entry)>;
+
+/// Batches waiting for the subscriber before further ones are dropped (it then reads them
+/// back from the log).
+const HANDOFF: usize = 256;
+
+type Subscriber = Arc<std::sync::Mutex<Option<mpsc::Sender<Committed>>>>;
+
 /// Where an entry landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -41,6 +51,8 @@ pub struct Ledger {
     origin: Arc<str>,
     /// The witnesses verification also checks the log against, if any.
     witnesses: Option<Arc<WitnessPolicy>>,
+    /// Who is handed each committed batch, if anyone.
+    subscriber: Subscriber,
 }
 
 impl std::fmt::Debug for Pending {
@@ -57,14 +69,33 @@ impl Ledger {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let public_key = Arc::new(signer.public_key());
         let origin = Arc::from(signer.origin());
-        tokio::spawn(commit_loop(receiver, store.clone(), signer));
+        let subscriber = Subscriber::default();
+        tokio::spawn(commit_loop(
+            receiver,
+            store.clone(),
+            signer,
+            Arc::clone(&subscriber),
+        ));
         Ledger {
             queue,
             store,
             public_key,
             origin,
             witnesses: None,
+            subscriber,
         }
+    }
+
+    /// Hands every batch committed from now on to the returned receiver, in order (one
+    /// subscriber; a later call replaces it). The committer never waits for it: a batch
+    /// it has no room for is dropped, and the subscriber sees a gap in `seq` to read back
+    /// from the log.
+    pub fn subscribe(&self) -> mpsc::Receiver<Committed> {
+        let (sender, receiver) = mpsc::channel(HANDOFF);
+        if let Ok(mut subscriber) = self.subscriber.lock() {
+            *subscriber = Some(sender);
+        }
+        receiver
     }
 
     /// The same ledger, its verification also checked against `policy`'s witnesses.
@@ -141,6 +172,7 @@ async fn commit_loop(
     mut receiver: mpsc::Receiver<Pending>,
     store: Store,
     signer: CheckpointSigner,
+    subscriber: Subscriber,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.recv().await {
@@ -155,12 +187,25 @@ async fn commit_loop(
             .iter()
             .map(|p| (&p.sealed, p.annotation.as_ref()))
             .collect();
-        let appended = store.append_annotated(&entries, &signer).await;
+        let appended = store.append_guarded(&entries, &signer).await;
         drop(entries);
         match appended {
             Ok(seqs) => {
+                let handing = subscriber
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.as_ref().map(|s| s.clone()));
+                let mut committed = Vec::new();
                 for (pending, seq) in batch.drain(..).zip(seqs) {
-                    let _ = pending.reply.send(Ok(seq));
+                    if let (Some(_), Ok(seq)) = (&handing, &seq) {
+                        committed.push((*seq, pending.sealed.entry));
+                    }
+                    let _ = pending.reply.send(seq);
+                }
+                if let Some(handing) = handing
+                    && !committed.is_empty()
+                {
+                    let _ = handing.try_send(committed);
                 }
             }
             Err(error) => {
