@@ -11,7 +11,7 @@ use safegate::api::proto::{
 use crate::helpers::{TestDatabase, TestGateway, auditor};
 use crate::ig_support::{audit_cli, break_glass_query, police_query, stdout, with_case};
 
-async fn verify(gateway: &TestGateway) -> VerifyLogResponse {
+pub(crate) async fn verify(gateway: &TestGateway) -> VerifyLogResponse {
     gateway
         .audit()
         .await
@@ -46,7 +46,11 @@ async fn as_owner(gateway: &TestGateway, table: &str, statements: &[String]) {
 
 /// Tampers with `table`, returns what verify said, then puts the table back as it was and
 /// checks that the log verifies again (so each case below is caught on its own).
-async fn caught(gateway: &TestGateway, table: &str, tampering: &[String]) -> VerifyLogResponse {
+pub(crate) async fn caught(
+    gateway: &TestGateway,
+    table: &str,
+    tampering: &[String],
+) -> VerifyLogResponse {
     let saved = format!("saved_{table}");
     let mut statements = vec![format!("CREATE TABLE {saved} AS SELECT * FROM {table}")];
     statements.extend_from_slice(tampering);

@@ -148,6 +148,10 @@ pub struct TestGateway {
     extra_settings: Vec<(String, String)>,
     /// Whether witness cosigning lags, when the gateway has a witness policy.
     pub witness_health: Option<Arc<safegate::domain::ledger::witnessing::WitnessHealth>>,
+    /// The gateway's own append path, for planting entries at chosen times.
+    pub ledger: safegate::domain::ledger::Ledger,
+    /// The gateway's privacy alert evaluator.
+    pub alerts: safegate::domain::alerts::AlertEvaluator,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -232,6 +236,8 @@ async fn start_with(
     let addr = app.local_addr();
     let store = app.store().clone();
     let witness_health = app.witness_health();
+    let ledger = app.ledger().clone();
+    let alerts = app.alerts();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -246,6 +252,8 @@ async fn start_with(
         witness_policy,
         extra_settings,
         witness_health,
+        ledger,
+        alerts,
         shutdown: Some(tx),
         handle: Some(handle),
     }
