@@ -555,7 +555,12 @@ async fn explain_says_what_would_be_released_without_releasing_it() {
 #[tokio::test]
 async fn a_broken_policy_reload_keeps_the_old_policy_in_force() {
     let policy_dir = temp_dir("policy");
-    for file in ["sharing.conf", "sharing.csv", "matching.toml"] {
+    for file in [
+        "sharing.conf",
+        "sharing.csv",
+        "matching.toml",
+        "alerts.toml",
+    ] {
         std::fs::copy(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("policies")
