@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/safegate/v1/notifications.proto",
     "proto/safegate/v1/resolution.proto",
     "proto/safegate/v1/contact.proto",
+    "proto/safegate/v1/alerts.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

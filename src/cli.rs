@@ -2,6 +2,7 @@
 //! `query`.
 //! Each group of subcommands beyond the basics lives in its own module under `cli/`.
 
+mod alerts;
 mod audit;
 mod contact;
 mod identity;

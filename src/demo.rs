@@ -60,6 +60,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         crate::startup::CONTACT_RULES,
         include_str!("../policies/contact.toml"),
     ),
+    (
+        crate::startup::ALERT_RULES,
+        include_str!("../policies/alerts.toml"),
+    ),
 ];
 
 /// Finds the registry and policies (or writes the built-in ones into the data dir when

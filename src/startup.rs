@@ -12,6 +12,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::alerts::AlertApi;
 use crate::api::audit::AuditApi;
 use crate::api::caller_layer::CallerLayer;
 use crate::api::contact::ContactApi;
@@ -20,7 +21,8 @@ use crate::api::message_size::MessageSizeLayer;
 use crate::api::notifications::NotificationApi;
 use crate::api::proto::contact_service_server::ContactServiceServer;
 use crate::api::proto::{
-    self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
+    self, admin_service_server::AdminServiceServer, alert_service_server::AlertServiceServer,
+    audit_service_server::AuditServiceServer,
     identity_resolution_service_server::IdentityResolutionServiceServer,
     identity_service_server::IdentityServiceServer,
     notification_service_server::NotificationServiceServer,
@@ -31,6 +33,7 @@ use crate::api::records::RecordsApi;
 use crate::api::resolution::ResolutionApi;
 use crate::api::rpc_metrics::RpcMetricsLayer;
 use crate::config::Settings;
+use crate::domain::alerts::{AlertEvaluator, AlertRules, Cases};
 use crate::domain::contact::{ContactRules, Contacts};
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
@@ -52,6 +55,8 @@ pub const MATCHING_RULES: &str = "matching.toml";
 pub const CONTACT_RULES: &str = "contact.toml";
 /// How often overdue contact requests are looked for and escalated.
 const CONTACT_SWEEP: Duration = Duration::from_secs(30);
+/// The privacy alert rules' file in the policy directory.
+pub const ALERT_RULES: &str = "alerts.toml";
 
 /// The gRPC services whose health follows the database.
 const SERVICES: &[&str] = &["safegate.v1.IdentityService", "safegate.v1.RecordsService"];
@@ -71,6 +76,8 @@ pub struct Application {
     settings: Settings,
     /// Whether witness cosigning lags (`None` without a witness policy).
     witness_health: Option<Arc<WitnessHealth>>,
+    /// This process's privacy alert evaluator.
+    alerts: AlertEvaluator,
 }
 
 impl Application {
@@ -103,6 +110,13 @@ impl Application {
             anyhow::anyhow!(
                 "loading the contact rules {} (`policy_dir`): {reason}",
                 contact_file.display()
+            )
+        })?;
+        let alert_file = settings.policy_dir.join(ALERT_RULES);
+        let alert_rules = AlertRules::load(&alert_file).with_context(|| {
+            format!(
+                "loading the privacy alert rules {} (`policy_dir`)",
+                alert_file.display()
             )
         })?;
         let signer = checkpoint_signer(&settings)?;
@@ -149,6 +163,12 @@ impl Application {
             }
             None => (ledger, None),
         };
+        // Privacy alerts are evaluated beside the append path, fed each committed batch.
+        let alerts = AlertEvaluator::start(
+            ledger.clone(),
+            Arc::new(alert_rules),
+            registry.systems_with_role(crate::domain::Role::IgOfficer),
+        );
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
@@ -193,7 +213,13 @@ impl Application {
             rules: Arc::new(rules),
             settings,
             witness_health,
+            alerts,
         })
+    }
+
+    /// This process's privacy alert evaluator.
+    pub fn alerts(&self) -> AlertEvaluator {
+        self.alerts.clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -283,6 +309,9 @@ impl Application {
                 self.ledger.clone(),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
+            .add_service(AlertServiceServer::new(AlertApi::new(Cases::new(
+                self.ledger.clone(),
+            ))))
             .add_service(NotificationServiceServer::new(NotificationApi::new(
                 Deliveries::new(self.store.clone(), self.ledger.clone()),
                 self.ledger.clone(),
@@ -340,6 +369,7 @@ impl Application {
         hangups.abort();
         sweeper.abort();
         drop(gauges);
+        self.alerts.stop().await;
         self.store.close().await;
         tracing::info!("gateway stopped");
         result

@@ -2,6 +2,7 @@
 //! caller-identity layer and the service implementations. Thin by design: handlers
 //! validate, convert, call the domain and convert back.
 
+pub mod alerts;
 pub mod audit;
 pub mod caller_layer;
 pub mod contact;

@@ -42,6 +42,8 @@ pub enum AuditCommand {
     /// Subject-access report: every disclosure about one person; law-enforcement
     /// entries are held back (counted) until an IG officer releases them.
     Sar(SarArgs),
+    /// Privacy alerts (policies/alerts.toml): list, show, assign, close.
+    Alerts(crate::cli::alerts::AlertsArgs),
 }
 
 /// Where the log is and the key that signs its checkpoints: every entry the CLI writes
@@ -49,7 +51,7 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct LogAccess {
     #[command(flatten)]
-    storage: StorageFlags,
+    pub(crate) storage: StorageFlags,
     /// PKI directory (default DATA_DIR/pki) [env SAFEGATE_PKI_DIR].
     #[arg(long)]
     pki_dir: Option<String>,
@@ -157,6 +159,7 @@ impl AuditCommand {
             AuditCommand::Verify(args) => &mut args.access,
             AuditCommand::Export(args) => &mut args.access,
             AuditCommand::Sar(args) => &mut args.access,
+            AuditCommand::Alerts(args) => args.access(),
         };
         let storage = StorageFlags {
             data_dir: access.storage.data_dir.take(),
@@ -177,6 +180,7 @@ pub async fn run(command: AuditCommand, settings: &Settings) -> anyhow::Result<E
         AuditCommand::Verify(args) => verify(&ledger, args.public_key.as_deref(), settings).await,
         AuditCommand::Export(args) => export(&ledger, &args).await,
         AuditCommand::Sar(args) => sar(&ledger, &args.person).await,
+        AuditCommand::Alerts(args) => crate::cli::alerts::run(&ledger, args).await,
     }
 }
 
@@ -194,7 +198,7 @@ async fn open(settings: &Settings) -> anyhow::Result<Ledger> {
 }
 
 /// The log entry recording this use of the CLI.
-fn operator_entry(command: &str, kind: EntryKind) -> Entry {
+pub(crate) fn operator_entry(command: &str, kind: EntryKind) -> Entry {
     let mut entry = Entry::new(kind, Decision::Released);
     entry.rpc = format!("safegate audit {command}");
     entry.system_id = CLI_SYSTEM.into();

@@ -52,6 +52,7 @@ macro_rules! vocabulary {
     };
 }
 
+pub mod alerts;
 pub mod contact;
 pub mod identity;
 pub mod ledger;

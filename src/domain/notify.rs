@@ -74,6 +74,8 @@ vocabulary! {
         /// A contact request passed its deadline unanswered: escalated to a manager (or
         /// the team reminded), and the requester told.
         ContactOverdue => "contact_overdue",
+        /// A privacy alert over the disclosure log was raised (`policies/alerts.toml`).
+        PrivacyAlert => "privacy_alert",
     }
 }
 
@@ -591,6 +593,34 @@ pub fn witness_lag(
             facts: Vec::new(),
             lawful_basis: "UK GDPR Art 5(1)(f), Art 32 (integrity of processing records)".into(),
             policy_version: String::new(),
+            created_at: now(),
+            identity_links: Vec::new(),
+            contact_request_id: String::new(),
+        })
+        .collect()
+}
+
+/// A notice to each IG system that a privacy alert was raised: the rule and its words,
+/// which name entries, systems and practitioners by id, never persons.
+pub fn privacy_alert(
+    ig_systems: &[String],
+    alert: &crate::domain::ledger::alert_rows::Alert,
+) -> Vec<Notice> {
+    ig_systems
+        .iter()
+        .map(|system| Notice {
+            notice_id: uuid::Uuid::new_v4().to_string(),
+            rule: NoticeRule::PrivacyAlert,
+            recipient_system: system.clone(),
+            recipient_role: Role::IgOfficer,
+            subject_person_id: String::new(),
+            headline: format!(
+                "Privacy alert {} ({}): {}",
+                alert.alert_id, alert.rule_id, alert.summary
+            ),
+            facts: Vec::new(),
+            lawful_basis: "UK GDPR Art 5(1)(f), Art 32; DPA 2018 s62 (logging)".into(),
+            policy_version: alert.rules_version.clone(),
             created_at: now(),
             identity_links: Vec::new(),
             contact_request_id: String::new(),

@@ -51,6 +51,32 @@ pub const LOGGED_DECISION_COLUMNS: [&str; 4] = [
     "identity_decision.other_person_id",
 ];
 
+/// Columns of a `privacy_alert` row bound to the entry that raised it.
+pub const ALERT_COLUMNS: [&str; 9] = [
+    "alert_id",
+    "alert_key",
+    "rule_id",
+    "rules_version",
+    "raised_at",
+    "system_id",
+    "practitioner_id",
+    "summary",
+    "entry_ids",
+];
+/// Columns of a `privacy_alert_event` row bound to the entry that records the step.
+pub const ALERT_EVENT_COLUMNS: [&str; 10] = [
+    "event_id",
+    "alert_id",
+    "step",
+    "action",
+    "assignee",
+    "outcome",
+    "note",
+    "by_system",
+    "by_id",
+    "at",
+];
+
 impl Store {
     /// The whole person index as (seq, person_id), in `seq` order, streamed: read once
     /// beside the log's pages while verifying (the index has no key on `seq` alone, so
@@ -80,12 +106,12 @@ impl Store {
         Ok(seqs.into_iter().map(|s| s as u64).collect())
     }
 
-    /// Every row of the review, release and logged-decision tables, each with the
+    /// Every row of the review, release, logged-decision and alert tables, each with the
     /// position of the entry it names. These tables grow with IG's work and identity
     /// decisions, not with disclosures, so they are read whole.
     pub async fn bound_rows(&self) -> Result<Vec<BoundRow>, Error> {
         let mut bound = Vec::new();
-        let tables: [(&'static str, &str, &[&'static str]); 3] = [
+        let tables: [(&'static str, &str, &[&'static str]); 5] = [
             (
                 "break_glass_review",
                 "SELECT r.review_id, r.log_entry_id, l.seq, r.review_id, r.entry_id, \
@@ -111,6 +137,22 @@ impl Store {
                  LEFT JOIN disclosure_log l ON l.entry_id = g.entry_id \
                  LEFT JOIN identity_decision d ON d.decision_id = g.decision_id",
                 &LOGGED_DECISION_COLUMNS,
+            ),
+            (
+                "privacy_alert",
+                "SELECT a.alert_id, a.log_entry_id, l.seq, a.alert_id, a.alert_key, a.rule_id, \
+                 a.rules_version, a.raised_at, a.system_id, a.practitioner_id, a.summary, \
+                 a.entry_ids FROM privacy_alert a LEFT JOIN disclosure_log l \
+                 ON l.entry_id = a.log_entry_id",
+                &ALERT_COLUMNS,
+            ),
+            (
+                "privacy_alert_event",
+                "SELECT e.event_id, e.log_entry_id, l.seq, e.event_id, e.alert_id, \
+                 CAST(e.step AS TEXT), e.action, e.assignee, e.outcome, e.note, e.by_system, \
+                 e.by_id, e.at FROM privacy_alert_event e LEFT JOIN disclosure_log l \
+                 ON l.entry_id = e.log_entry_id",
+                &ALERT_EVENT_COLUMNS,
             ),
         ];
         for (table, sql, columns) in tables {

@@ -295,19 +295,35 @@ impl Store {
     }
 
     /// Like [`Store::append_entries`], each entry with the record it describes (a
-    /// break-glass review, a release), inserted in the same transaction.
+    /// break-glass review, a release, an alert or a step of its case), inserted in the
+    /// same transaction. Fails as a whole if any record's condition does not hold.
     pub async fn append_annotated(
         &self,
         entries: &[(&Sealed, Option<&Annotation>)],
         signer: &CheckpointSigner,
     ) -> Result<Vec<u64>, Error> {
+        self.append_guarded(entries, signer)
+            .await?
+            .into_iter()
+            .collect()
+    }
+
+    /// Appends `entries` in one transaction; each entry whose record's condition does not
+    /// hold (an alert whose key is already raised, a case step that is not the case's
+    /// next) is left out with its own error, and the others are committed without it. The
+    /// conditions are checked under the append lock, so across gateway processes too.
+    pub async fn append_guarded(
+        &self,
+        entries: &[(&Sealed, Option<&Annotation>)],
+        signer: &CheckpointSigner,
+    ) -> Result<Vec<Result<u64, Error>>, Error> {
         // The frontier this process left after its last batch, if any: a batch of plain
         // entries then goes in fewer round trips (see `append_at_remembered_tip`).
         let remembered = self.ledger_tip.lock().ok().and_then(|mut tip| tip.take());
         let remembered = match remembered {
             Some(tip) if entries.iter().all(|(_, a)| a.is_none()) => {
                 match self.append_at_remembered_tip(entries, signer, tip).await {
-                    Ok(seqs) => return Ok(seqs),
+                    Ok(seqs) => return Ok(seqs.into_iter().map(Ok).collect()),
                     // Another process appended since (or the write failed): read the tip.
                     Err(_) => None,
                 }
@@ -321,6 +337,22 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(database_error)?;
+        }
+        let mut refused: Vec<Option<Error>> = Vec::with_capacity(entries.len());
+        for &(_, annotation) in entries {
+            refused.push(match annotation {
+                Some(annotation) => guard(&mut tx, annotation).await?,
+                None => None,
+            });
+        }
+        let kept: Vec<(&Sealed, Option<&Annotation>)> = entries
+            .iter()
+            .zip(&refused)
+            .filter(|(_, refused)| refused.is_none())
+            .map(|(entry, _)| *entry)
+            .collect();
+        if kept.is_empty() {
+            return Ok(refused.into_iter().flatten().map(Err).collect());
         }
         let tip =
             sqlx::query("SELECT seq, chain_hash FROM disclosure_log ORDER BY seq DESC LIMIT 1")
@@ -342,21 +374,30 @@ impl Store {
             Some(tip) => tip.frontier,
             None => self.load_nodes(&mut tx, &frontier(size)).await?,
         };
-        let batch = Batch::build(entries, size, previous, loaded, signer)?;
+        let batch = Batch::build(&kept, size, previous, loaded, signer)?;
         for (statement, cells) in batch.statements(self.backend) {
             bind_all(sqlx::query(&statement), cells)
                 .execute(&mut *tx)
                 .await
                 .map_err(database_error)?;
         }
-        for &(_, annotation) in entries {
+        for &(_, annotation) in &kept {
             if let Some(annotation) = annotation {
-                insert_annotation(&mut tx, annotation).await?;
+                insert_annotation(&mut tx, self.backend, annotation).await?;
             }
         }
         tx.commit().await.map_err(database_error)?;
         self.remember_tip(batch.tip);
-        Ok(batch.seqs)
+        let mut seqs = batch.seqs.into_iter();
+        Ok(refused
+            .into_iter()
+            .map(|refused| match refused {
+                Some(error) => Err(error),
+                None => seqs
+                    .next()
+                    .ok_or_else(|| Error::internal("fewer positions than entries")),
+            })
+            .collect())
     }
 
     /// When this process remembers where its last batch left the log, the batch is sent
@@ -923,6 +964,7 @@ fn bind_all<'q, 'c: 'q, 'a: 'c>(
 
 async fn insert_annotation(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     annotation: &Annotation,
 ) -> Result<(), Error> {
     match annotation {
@@ -951,11 +993,99 @@ async fn insert_annotation(
         .bind(&release.released_by_id)
         .bind(&release.released_at)
         .bind(&release.log_entry_id),
+        Annotation::Alert { alert, notices } => {
+            crate::store::notices::insert_notices(&mut *conn, backend, &alert.alert_id, notices)
+                .await?;
+            sqlx::query(
+                "INSERT INTO privacy_alert (alert_id, alert_key, rule_id, rules_version, \
+             raised_at, system_id, practitioner_id, summary, entry_ids, log_entry_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&alert.alert_id)
+            .bind(&alert.alert_key)
+            .bind(&alert.rule_id)
+            .bind(&alert.rules_version)
+            .bind(&alert.raised_at)
+            .bind(&alert.system_id)
+            .bind(&alert.practitioner_id)
+            .bind(&alert.summary)
+            .bind(alert.entry_ids.join(","))
+            .bind(&alert.log_entry_id)
+        }
+        Annotation::AlertEvent(event) => sqlx::query(
+            "INSERT INTO privacy_alert_event (event_id, alert_id, step, action, assignee, \
+             outcome, note, by_system, by_id, at, log_entry_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&event.event_id)
+        .bind(&event.alert_id)
+        .bind(i64::from(event.step))
+        .bind(event.action.as_str())
+        .bind(&event.assignee)
+        .bind(event.outcome.map(|o| o.as_str()).unwrap_or_default())
+        .bind(&event.note)
+        .bind(&event.by_system)
+        .bind(&event.by_id)
+        .bind(&event.at)
+        .bind(&event.log_entry_id),
     }
     .execute(&mut *conn)
     .await
     .map_err(database_error)?;
     Ok(())
+}
+
+/// Why an annotated entry may not be committed now, if it may not: an alert whose key is
+/// already raised, or a case step that is not the next one of an existing alert.
+async fn guard(
+    conn: &mut sqlx::AnyConnection,
+    annotation: &Annotation,
+) -> Result<Option<Error>, Error> {
+    match annotation {
+        Annotation::Review(_) | Annotation::Release(_) => Ok(None),
+        Annotation::Alert { alert, .. } => {
+            let raised: Option<String> =
+                sqlx::query_scalar("SELECT alert_id FROM privacy_alert WHERE alert_key = $1")
+                    .bind(&alert.alert_key)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(database_error)?;
+            Ok(raised.map(|_| Error::FailedPrecondition {
+                rule: "alerts.already_raised",
+                reason: "an alert about the same thing is already raised".into(),
+            }))
+        }
+        Annotation::AlertEvent(event) => {
+            let (exists, steps): (i64, i64) = {
+                let row = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM privacy_alert WHERE alert_id = $1), \
+                     (SELECT COUNT(*) FROM privacy_alert_event WHERE alert_id = $1)",
+                )
+                .bind(&event.alert_id)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(database_error)?;
+                (
+                    row.try_get(0).map_err(database_error)?,
+                    row.try_get(1).map_err(database_error)?,
+                )
+            };
+            if exists == 0 {
+                return Ok(Some(Error::NotFound {
+                    field: "alert_id".into(),
+                    reason: "no privacy alert has this id".into(),
+                }));
+            }
+            Ok(
+                (steps != i64::from(event.step) - 1).then(|| Error::FailedPrecondition {
+                    rule: "alerts.case_changed",
+                    reason: "the alert's case changed since it was read (another officer acted \
+                         on it): read it again and retry"
+                        .into(),
+                }),
+            )
+        }
+    }
 }
 
 fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Checkpoint, Error> {

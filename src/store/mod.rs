@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::Error;
 
+mod alerts;
 mod backlog;
 mod bound;
 mod contact;

@@ -151,6 +151,10 @@ pub struct TestGateway {
     extra_settings: Vec<(String, String)>,
     /// Whether witness cosigning lags, when the gateway has a witness policy.
     pub witness_health: Option<Arc<safegate::domain::ledger::witnessing::WitnessHealth>>,
+    /// The gateway's own append path, for planting entries at chosen times.
+    pub ledger: safegate::domain::ledger::Ledger,
+    /// The gateway's privacy alert evaluator.
+    pub alerts: safegate::domain::alerts::AlertEvaluator,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -158,7 +162,31 @@ pub struct TestGateway {
 /// Starts a gateway with the demo registry, a fresh PKI and a fresh database, with the
 /// health probe every 100 ms.
 pub async fn spawn_gateway() -> TestGateway {
-    spawn_gateway_with_policy(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).await
+    spawn_gateway_with_policy(&test_policies()).await
+}
+
+/// The reviewed policies, except that the out-of-hours alert rule's working hours cover
+/// the whole day: what other tests see must not depend on the time of day they run at
+/// (tests/api/alerts.rs tests the reviewed hours on entries planted at chosen times).
+pub fn test_policies() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("test-policies");
+        let repo = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
+        for file in std::fs::read_dir(repo).expect("policies dir") {
+            let path = file.expect("policy file").path();
+            std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+        }
+        let rules = std::fs::read_to_string(dir.join("alerts.toml")).expect("alerts.toml");
+        let all_day = rules
+            .replace("start = \"07:00\"", "start = \"00:00\"")
+            .replace("end = \"20:00\"", "end = \"24:00\"")
+            .replace("weekdays_only = true", "weekdays_only = false");
+        assert_ne!(rules, all_day, "the out-of-hours rule's hours were found");
+        std::fs::write(dir.join("alerts.toml"), all_day).expect("write alerts.toml");
+        dir
+    })
+    .clone()
 }
 
 /// Like [`spawn_gateway`], with the sharing policy read from `policy_dir`.
@@ -186,7 +214,7 @@ pub async fn spawn_witnessed_gateway(pki: TestPki, witness_policy: PathBuf) -> T
         std::sync::Arc::new(pki),
         database,
         data_dir,
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).to_owned(),
+        test_policies(),
         Some(witness_policy),
         Vec::new(),
     )
@@ -255,6 +283,8 @@ async fn start_with(
     let store = app.store().clone();
     let contacts = app.contacts().clone();
     let witness_health = app.witness_health();
+    let ledger = app.ledger().clone();
+    let alerts = app.alerts();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -270,6 +300,8 @@ async fn start_with(
         witness_policy,
         extra_settings,
         witness_health,
+        ledger,
+        alerts,
         shutdown: Some(tx),
         handle: Some(handle),
     }

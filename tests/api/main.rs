@@ -5,6 +5,7 @@
 mod helpers;
 mod ig_support;
 
+mod alerts;
 mod audit_cli;
 mod bound_contact;
 mod bound_tables;

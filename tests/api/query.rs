@@ -560,6 +560,7 @@ async fn a_broken_policy_reload_keeps_the_old_policy_in_force() {
         "sharing.csv",
         "matching.toml",
         "contact.toml",
+        "alerts.toml",
     ] {
         std::fs::copy(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -39,6 +39,7 @@ async fn reflection_lists_the_services() {
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "safegate.v1.AdminService",
+            "safegate.v1.AlertService",
             "safegate.v1.AuditService",
             "safegate.v1.ContactService",
             "safegate.v1.IdentityResolutionService",

@@ -31,6 +31,16 @@ impl CommitObserver for Unobserved {
     fn batch(&self, _: usize, _: std::time::Duration, _: bool) {}
 }
 
+/// Entries just committed, in `seq` order, as handed to a subscriber of the append path
+/// (the privacy-alert evaluator): they are moved there, never copied.
+pub type Committed = Vec<(u64, Entry)>;
+
+/// Batches waiting for the subscriber before further ones are dropped (it then reads them
+/// back from the log).
+const HANDOFF: usize = 256;
+
+type Subscriber = Arc<std::sync::Mutex<Option<mpsc::Sender<Committed>>>>;
+
 /// Where an entry landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -55,6 +65,8 @@ pub struct Ledger {
     origin: Arc<str>,
     /// The witnesses verification also checks the log against, if any.
     witnesses: Option<Arc<WitnessPolicy>>,
+    /// Who is handed each committed batch, if anyone.
+    subscriber: Subscriber,
 }
 
 impl std::fmt::Debug for Pending {
@@ -80,14 +92,34 @@ impl Ledger {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let public_key = Arc::new(signer.public_key());
         let origin = Arc::from(signer.origin());
-        tokio::spawn(commit_loop(receiver, store.clone(), signer, observer));
+        let subscriber = Subscriber::default();
+        tokio::spawn(commit_loop(
+            receiver,
+            store.clone(),
+            signer,
+            observer,
+            Arc::clone(&subscriber),
+        ));
         Ledger {
             queue,
             store,
             public_key,
             origin,
             witnesses: None,
+            subscriber,
         }
+    }
+
+    /// Hands every batch committed from now on to the returned receiver, in order (one
+    /// subscriber; a later call replaces it). The committer never waits for it: a batch
+    /// it has no room for is dropped, and the subscriber sees a gap in `seq` to read back
+    /// from the log.
+    pub fn subscribe(&self) -> mpsc::Receiver<Committed> {
+        let (sender, receiver) = mpsc::channel(HANDOFF);
+        if let Ok(mut subscriber) = self.subscriber.lock() {
+            *subscriber = Some(sender);
+        }
+        receiver
     }
 
     /// The same ledger, its verification also checked against `policy`'s witnesses.
@@ -165,6 +197,7 @@ async fn commit_loop(
     store: Store,
     signer: CheckpointSigner,
     observer: Arc<dyn CommitObserver>,
+    subscriber: Subscriber,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.recv().await {
@@ -180,13 +213,26 @@ async fn commit_loop(
             .map(|p| (&p.sealed, p.annotation.as_ref()))
             .collect();
         let started = std::time::Instant::now();
-        let appended = store.append_annotated(&entries, &signer).await;
+        let appended = store.append_guarded(&entries, &signer).await;
         observer.batch(entries.len(), started.elapsed(), appended.is_ok());
         drop(entries);
         match appended {
             Ok(seqs) => {
+                let handing = subscriber
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.as_ref().map(|s| s.clone()));
+                let mut committed = Vec::new();
                 for (pending, seq) in batch.drain(..).zip(seqs) {
-                    let _ = pending.reply.send(Ok(seq));
+                    if let (Some(_), Ok(seq)) = (&handing, &seq) {
+                        committed.push((*seq, pending.sealed.entry));
+                    }
+                    let _ = pending.reply.send(seq);
+                }
+                if let Some(handing) = handing
+                    && !committed.is_empty()
+                {
+                    let _ = handing.try_send(committed);
                 }
             }
             Err(error) => {

@@ -1,12 +1,14 @@
 //! The tables beside the log that IG questions are answered from, proven by the hashed
 //! entries: the person index is recomputed from each entry's persons; each break-glass
 //! review, subject-access release and logged identity decision must agree with the entry
-//! that records it, and every such entry must have its row. A row edited, deleted or
+//! that records it, and every such entry must have its row; so must each privacy alert
+//! and each step of its case. A row edited, deleted or
 //! inserted behind the gateway's back is named.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::domain::identity::steward::rules as identity_rules;
+use crate::domain::ledger::alert_rows;
 use crate::domain::ledger::review::{RELEASE_RULE, REVIEW_RULE};
 use crate::domain::ledger::verify::Mismatch;
 use crate::domain::ledger::{Entry, EntryKind};
@@ -97,6 +99,8 @@ impl BoundTables {
             "break_glass_review",
             "subject_access_release",
             "identity_decision_logged",
+            "privacy_alert",
+            "privacy_alert_event",
         ] {
             let rows = self
                 .rows
@@ -207,6 +211,14 @@ fn expected_row(entry: &Entry) -> Option<Expected> {
             .unwrap_or_default()
     };
     match (entry.kind, rule) {
+        (EntryKind::Alert, _) => Some(Expected {
+            table: "privacy_alert",
+            columns: alert_rows::alert_recorded(entry)?,
+        }),
+        (EntryKind::Review, alert_rows::ASSIGN_RULE | alert_rows::CLOSE_RULE) => Some(Expected {
+            table: "privacy_alert_event",
+            columns: alert_rows::event_recorded(entry)?,
+        }),
         (EntryKind::Review, REVIEW_RULE) => {
             // "break-glass use reviewed: <outcome>", since ledger-14 "… (review <id>)".
             let said = entry.reason.strip_prefix("break-glass use reviewed: ")?;

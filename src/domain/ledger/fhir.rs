@@ -86,7 +86,7 @@ fn event_type(kind: EntryKind, rpc: &str) -> (&'static str, &'static str) {
         {
             EXPORT
         }
-        EntryKind::Refusal | EntryKind::KeyChange => SECURITY_ALERT,
+        EntryKind::Refusal | EntryKind::KeyChange | EntryKind::Alert => SECURITY_ALERT,
     }
 }
 
@@ -94,6 +94,7 @@ fn action(kind: EntryKind, event: (&str, &str)) -> &'static str {
     match (kind, event.0) {
         (EntryKind::Review, _) | (EntryKind::Contact, _) => "C",
         (EntryKind::Identity, _) | (EntryKind::KeyChange, _) => "U",
+        (EntryKind::Alert, _) => "C",
         (_, "110106") | (_, "110101") => "R",
         _ => "E",
     }

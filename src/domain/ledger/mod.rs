@@ -2,6 +2,7 @@
 //! leaves the gateway (fail closed), hash-chained and placed in an RFC 6962 Merkle tree
 //! whose signed checkpoints prove later that no entry was changed or removed.
 
+pub mod alert_rows;
 mod appender;
 pub mod audit;
 pub mod bound;
@@ -20,7 +21,7 @@ pub mod witnessing;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use appender::{Appended, CommitObserver, Ledger};
+pub use appender::{Appended, CommitObserver, Committed, Ledger};
 pub use checkpoint::{Checkpoint, CheckpointSigner};
 
 use crate::domain::ledger::merkle::Hash;
@@ -47,6 +48,9 @@ vocabulary! {
         /// touch), a team's answer, an escalation of an overdue request, or a read of
         /// requests' status.
         Contact => "contact",
+        /// A privacy alert raised by the rules of `policies/alerts.toml`: the gateway's
+        /// own record that a pattern in the log needs an IG officer's reading.
+        Alert => "alert",
     }
 }
 

@@ -55,6 +55,14 @@ pub struct SubjectAccessRelease {
 pub enum Annotation {
     Review(BreakGlassReview),
     Release(SubjectAccessRelease),
+    /// A privacy alert, committed only if no alert with its key exists yet, with its
+    /// notices to the IG office.
+    Alert {
+        alert: crate::domain::ledger::alert_rows::Alert,
+        notices: Vec<crate::domain::notify::Notice>,
+    },
+    /// A step of an alert case, committed only if it is the case's next step.
+    AlertEvent(crate::domain::ledger::alert_rows::AlertEvent),
 }
 
 impl BreakGlassReview {
