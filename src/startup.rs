@@ -28,6 +28,7 @@ use crate::api::query::{AdminApi, QueryApi};
 use crate::api::records::RecordsApi;
 use crate::api::resolution::ResolutionApi;
 use crate::config::Settings;
+use crate::console::Console;
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
 use crate::domain::ledger::rotation::rotate;
@@ -59,6 +60,9 @@ pub struct Application {
     settings: Settings,
     /// Whether witness cosigning lags (`None` without a witness policy).
     witness_health: Option<Arc<WitnessHealth>>,
+    /// The IG officers' console, when `console_listen_addr` is set.
+    console: Option<Console>,
+    console_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -72,7 +76,7 @@ impl Application {
         let key = std::fs::read(&settings.tls_key)
             .with_context(|| format!("reading `tls_key` {}", settings.tls_key.display()))?;
         let tls = ServerTlsConfig::new()
-            .identity(Identity::from_pem(cert, key))
+            .identity(Identity::from_pem(&cert, &key))
             .client_ca_root(Certificate::from_pem(registry.client_ca_pem()));
         let policy = PolicyHolder::load(&settings.policy_dir)
             .await
@@ -131,10 +135,38 @@ impl Application {
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
         let local_addr = listener.local_addr()?;
+        let registry = Arc::new(registry);
+        let rules = Arc::new(rules);
+        let console = match settings.console_listen_addr {
+            Some(addr) => {
+                let tls = crate::console::server_config(&cert, &key, &registry.officer_ca_pem())
+                    .map_err(|reason| {
+                        anyhow::anyhow!("the console's TLS (`console_listen_addr`): {reason}")
+                    })?;
+                let console = Console::bind(
+                    addr,
+                    tls,
+                    ledger.clone(),
+                    store.clone(),
+                    Arc::clone(&rules),
+                    Arc::clone(&registry),
+                )
+                .await
+                .with_context(|| format!("binding `console_listen_addr` {addr}"))?;
+                Some(console)
+            }
+            None => None,
+        };
+        let console_addr = match &console {
+            Some(console) => Some(console.local_addr()?),
+            None => None,
+        };
         tracing::info!(
             %local_addr,
             backend = ?store.backend(),
             systems = registry.len(),
+            officers = registry.officers(),
+            console = ?console_addr,
             %log_vkey,
             "gateway ready"
         );
@@ -142,19 +174,26 @@ impl Application {
             listener,
             local_addr,
             tls,
-            registry: Arc::new(registry),
+            registry,
             store,
             ledger,
             policy: Arc::new(policy),
-            rules: Arc::new(rules),
+            rules,
             settings,
             witness_health,
+            console,
+            console_addr,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The console's address, when it is served (`console_listen_addr`).
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_addr
     }
 
     /// The disclosure ledger.
@@ -199,6 +238,12 @@ impl Application {
             .build_v1alpha()?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let console = self.console.map(|console| {
+            let mut stopping = stop_tx.subscribe();
+            tokio::spawn(console.run_until_stopped(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            }))
+        });
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight calls");
@@ -273,6 +318,9 @@ impl Application {
         };
         watcher.abort();
         reloader.abort();
+        if let Some(console) = console {
+            console.abort();
+        }
         self.store.close().await;
         tracing::info!("gateway stopped");
         result

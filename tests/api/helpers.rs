@@ -61,6 +61,8 @@ impl TestPki {
                 .write(&dir, system)
                 .expect("write client cert");
         }
+        safegate::pki::ensure_officers(&dir, safegate::pki::DEMO_OFFICERS)
+            .expect("officers' certificates");
         TestPki { dir, ca }
     }
 
