@@ -10,6 +10,7 @@ mod bound_tables;
 mod break_glass_review;
 mod case;
 mod configuration;
+mod console;
 mod durability;
 mod health;
 mod identity;
