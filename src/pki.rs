@@ -385,3 +385,32 @@ pub fn write_checkpoint_key(dir: &Path) -> Result<(), PkiError> {
     write_private(&dir.join("checkpoint.key"), &private).map_err(write_error)?;
     std::fs::write(dir.join("checkpoint.pub"), public).map_err(write_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_officers_bundle_holds_their_certificate_key_and_ca() {
+        let dir = std::env::temp_dir().join(format!("safegate-pki-{}", uuid::Uuid::new_v4()));
+        let issued = ensure_officers(&dir, &["ig-0001"]).expect("officers");
+        assert_eq!(issued, ["ig-0001"]);
+        let bytes = std::fs::read(dir.join("officer-ig-0001.p12")).expect("bundle");
+        let store = p12_keystore::KeyStore::from_pkcs12(&bytes, DEMO_P12_PASSWORD)
+            .expect("the bundle opens with the demo password");
+        let (_, chain) = store.private_key_chain().expect("a key with its chain");
+        assert_eq!(
+            chain.chain().len(),
+            2,
+            "the officer's certificate and the CA"
+        );
+        assert!(chain.chain()[0].subject().contains("IG-0001"));
+        assert!(p12_keystore::KeyStore::from_pkcs12(&bytes, "wrong").is_err());
+        // A second call issues nothing new: the bundles are kept.
+        assert!(
+            ensure_officers(&dir, &["ig-0001"])
+                .expect("again")
+                .is_empty()
+        );
+    }
+}
