@@ -69,7 +69,8 @@ enum Action {
 #[derive(Debug, Subcommand)]
 enum PkiCommand {
     /// Write a dev CA, a localhost server certificate and one client certificate per
-    /// demo agency system.
+    /// demo agency system, and the demo IG officers' personal certificates (PEM and
+    /// PKCS#12) from a CA of their own.
     Init {
         /// Directory to write into.
         #[arg(long)]

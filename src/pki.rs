@@ -311,6 +311,18 @@ pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, P
             dir.join(format!("{system}.key")),
         ]);
     }
+    // Replacing a PKI replaces the officers' CA and bundles too.
+    for stale in std::iter::once("officers-ca.pem".to_owned()).chain(
+        DEMO_OFFICERS
+            .iter()
+            .map(|o| format!("{}.p12", officer_stem(o))),
+    ) {
+        match std::fs::remove_file(dir.join(&stale)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(write_error(source)),
+        }
+    }
     for officer in ensure_officers(dir, DEMO_OFFICERS)? {
         let stem = officer_stem(&officer);
         written.extend(["pem", "key", "p12"].map(|ext| dir.join(format!("{stem}.{ext}"))));
