@@ -562,3 +562,61 @@ fn certificate_names(cert: &X509Certificate<'_>) -> Vec<CertificateName> {
     }
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry file in a fresh directory with a CA certificate beside it.
+    fn registry_with(officers: &str) -> Result<Registry, RegistryError> {
+        let dir = std::env::temp_dir().join(format!("safegate-registry-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca = crate::pki::CertificateAuthority::generate("test CA").expect("CA");
+        std::fs::write(dir.join("ca.pem"), ca.certificate_pem()).expect("CA file");
+        let text = format!(
+            "[[authority]]\nid = \"ca\"\ncertificate = \"ca.pem\"\n\n\
+             [[system]]\nid = \"ig-office\"\nname = \"IG\"\nagency = \"information_governance\"\n\
+             roles = [\"ig_officer\"]\nauthority = \"ca\"\nsan_uri = \"urn:s:ig\"\n\
+             contact_route = \"ig@example.test\"\n\n{officers}"
+        );
+        std::fs::write(dir.join("registry.toml"), text).expect("registry file");
+        Registry::load(&dir.join("registry.toml"), None)
+    }
+
+    #[test]
+    fn an_officer_acts_for_a_registered_system_in_a_role_it_may_assert() {
+        let officer = |system: &str, role: &str, id: &str| {
+            format!(
+                "[[officer]]\npractitioner_id = \"{id}\"\nname = \"A Person\"\nsystem = \"{system}\"\n\
+                 role = \"{role}\"\nauthority = \"ca\"\nsan_uri = \"urn:o:{id}\"\n\n"
+            )
+        };
+        let registry = registry_with(&officer("ig-office", "ig_officer", "IG-1")).expect("valid");
+        assert_eq!(registry.officers(), 1);
+        assert!(registry.officer_ca_pem().contains("BEGIN CERTIFICATE"));
+
+        let message = |officers: String| match registry_with(&officers) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("accepted: {officers}"),
+        };
+        let unknown = message(officer("nowhere", "ig_officer", "IG-1"));
+        assert!(
+            unknown.contains("officer `IG-1`") && unknown.contains("`nowhere`"),
+            "{unknown}"
+        );
+        let role = message(officer("ig-office", "gp", "IG-1"));
+        assert!(role.contains("may not assert role `gp`"), "{role}");
+        let twice = message(
+            officer("ig-office", "ig_officer", "IG-1")
+                + officer("ig-office", "ig_officer", "IG-1").as_str(),
+        );
+        assert!(twice.contains("unique"), "{twice}");
+    }
+
+    #[test]
+    fn without_officers_no_authority_is_trusted_for_the_console() {
+        let registry = registry_with("").expect("valid");
+        assert_eq!(registry.officers(), 0);
+        assert_eq!(registry.officer_ca_pem(), "");
+    }
+}
