@@ -75,7 +75,8 @@ enum Action {
 #[derive(Debug, Subcommand)]
 enum PkiCommand {
     /// Write a dev CA, a localhost server certificate and one client certificate per
-    /// demo agency system.
+    /// demo agency system, and the demo IG officers' personal certificates (PEM and
+    /// PKCS#12) from a CA of their own.
     Init {
         /// Directory to write into.
         #[arg(long)]
@@ -103,6 +104,10 @@ struct ServerFlags {
     /// Address to listen on (default 127.0.0.1:50051) [env SAFEGATE_LISTEN_ADDR].
     #[arg(long)]
     listen: Option<String>,
+    /// Address the IG officers' web console listens on over HTTPS (default: no console;
+    /// 127.0.0.1:8443 for `demo`) [env SAFEGATE_CONSOLE_LISTEN_ADDR].
+    #[arg(long)]
+    console_listen: Option<String>,
     /// Agency registry file (default policies/registry.toml) [env SAFEGATE_REGISTRY].
     #[arg(long)]
     registry: Option<String>,
@@ -135,6 +140,7 @@ impl ServerFlags {
         self.storage
             .apply(layers)
             .flag("listen_addr", self.listen)
+            .flag("console_listen_addr", self.console_listen)
             .flag("registry", self.registry)
             .flag("policy_dir", self.policy_dir)
             .flag("pki_dir", self.pki_dir)
@@ -172,7 +178,12 @@ pub fn run(cli: Cli) -> ExitCode {
     layers = layers.env(std::env::vars());
     let (layers, action) = match cli.command {
         Command::Serve(flags) => (flags.apply(layers), Action::Serve),
-        Command::Demo(flags) => (flags.apply(layers), Action::Demo),
+        Command::Demo(flags) => (
+            flags
+                .apply(layers)
+                .default_for("console_listen_addr", demo::CONSOLE_ADDR),
+            Action::Demo,
+        ),
         Command::Migrate(flags) => (flags.apply(layers), Action::Migrate),
         Command::Audit(mut command) => (command.apply(layers), Action::Audit(Box::new(command))),
         Command::Query(args) => (args.apply(layers), Action::Query(Box::new(args))),

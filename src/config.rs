@@ -12,6 +12,7 @@ use std::time::Duration;
 /// variable is `SAFEGATE_` followed by the key in upper case.
 pub const KEYS: &[(&str, Option<&str>)] = &[
     ("listen_addr", Some("127.0.0.1:50051")),
+    ("console_listen_addr", None),
     ("data_dir", Some("safegate-data")),
     ("database_url", None),
     ("database_max_connections", Some("8")),
@@ -71,6 +72,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen_addr: SocketAddr,
+    /// Where the IG officers' web console listens (HTTPS); unset: no console.
+    pub console_listen_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// `sqlite:` or `postgres:` URL; defaults to a SQLite file in `data_dir`.
     pub database_url: String,
@@ -181,6 +184,15 @@ impl Layers {
         self
     }
 
+    /// Sets `key` to `value` as a default when no layer has set it (e.g. the demo's
+    /// console address, which production leaves unset).
+    pub fn default_for(mut self, key: &str, value: &str) -> Self {
+        if !self.values.contains_key(key) {
+            self.set(key, value.to_owned(), Source::Default);
+        }
+        self
+    }
+
     fn get(&self, key: &str) -> Option<(&str, &Source)> {
         self.values.get(key).map(|(v, s)| (v.as_str(), s))
     }
@@ -190,6 +202,10 @@ impl Layers {
         let listen_addr = self.parse("listen_addr", |v| {
             v.parse::<SocketAddr>()
                 .map_err(|_| "expected a socket address such as 127.0.0.1:50051".into())
+        })?;
+        let console_listen_addr = self.optional("console_listen_addr", |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| "expected a socket address such as 127.0.0.1:8443".into())
         })?;
         let data_dir = self.parse("data_dir", non_empty_path)?;
         let database_url = match self.get("database_url") {
@@ -246,6 +262,7 @@ impl Layers {
         })?;
         Ok(Settings {
             listen_addr,
+            console_listen_addr,
             data_dir,
             database_url,
             database_max_connections,
@@ -342,6 +359,10 @@ mod tests {
     fn defaults_work_with_no_file() {
         let settings = Layers::defaults().resolve().expect("defaults resolve");
         assert_eq!(settings.listen_addr.port(), 50051);
+        assert_eq!(
+            settings.console_listen_addr, None,
+            "no console unless asked for"
+        );
         assert_eq!(settings.pki_dir, PathBuf::from("safegate-data/pki"));
         assert_eq!(
             settings.tls_cert,

@@ -9,6 +9,9 @@ use crate::config::Settings;
 use crate::startup::Application;
 use crate::{case, pki};
 
+/// Where the demo serves the IG console unless told otherwise.
+pub const CONSOLE_ADDR: &str = "127.0.0.1:8443";
+
 /// Runs the demo: dev PKI if absent, the gateway on SQLite in the data dir, the synthetic
 /// case loaded through the public API, then serves until `shutdown`.
 pub async fn run(
@@ -19,6 +22,7 @@ pub async fn run(
     let pki_dir = settings.pki_dir.clone();
     let app = Application::build(settings.clone()).await?;
     let addr = app.local_addr();
+    let console_addr = app.console_addr();
     let server = tokio::spawn(app.run_until_stopped(shutdown));
     let loaded = case::load(addr, &pki_dir)
         .await
@@ -27,6 +31,9 @@ pub async fn run(
     match crate::walkthrough::play(addr, &pki_dir, &loaded).await {
         Ok(text) => println!("{text}"),
         Err(error) => println!("\nThe walk-through could not finish: {error:#}"),
+    }
+    if let Some(console) = console_addr {
+        println!("{}", console_instructions(&settings, console));
     }
     println!("{}", instructions(&settings));
     server.await.context("gateway task")?
@@ -122,6 +129,15 @@ fn prepare(mut settings: Settings) -> anyhow::Result<Settings> {
             added.join(", ")
         );
     }
+    let officers = pki::ensure_officers(pki_dir, pki::DEMO_OFFICERS)
+        .with_context(|| format!("adding officers' certificates to {}", pki_dir.display()))?;
+    if !officers.is_empty() {
+        println!(
+            "issued personal certificates for the IG console in {} for: {}",
+            pki_dir.display(),
+            officers.join(", ")
+        );
+    }
     Ok(settings)
 }
 
@@ -155,6 +171,24 @@ PY
 Press Ctrl-C to stop.
 "#,
         db = redact(&settings.database_url),
+    )
+}
+
+/// How a new IG officer opens the console.
+fn console_instructions(settings: &Settings, console: std::net::SocketAddr) -> String {
+    let pki = settings.pki_dir.display();
+    let port = console.port();
+    let password = pki::DEMO_P12_PASSWORD;
+    format!(
+        r#"The IG officers' console: https://localhost:{port}/
+  Sign in with a personal certificate (PKCS#12, password `{password}`):
+    {pki}/officer-ig-0001.p12   Priya Shah, IG officer (IG-0001)
+    {pki}/officer-ig-0002.p12   Tom Evans, IG officer (IG-0002)
+    {pki}/officer-hv-0001.p12   Hannah Vale, health visitor: refused (not an IG officer)
+  Import one into your browser's personal certificates, and trust {pki}/ca.pem as an
+  authority for websites (the console's server certificate is from the dev CA).
+  Without a certificate every page is refused. See the README's "The IG console".
+"#
     )
 }
 

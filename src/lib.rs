@@ -7,6 +7,7 @@ pub mod api;
 pub mod case;
 pub mod cli;
 pub mod config;
+pub mod console;
 mod demo;
 pub mod domain;
 pub mod error;

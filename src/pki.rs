@@ -23,6 +23,23 @@ pub const DEMO_SYSTEMS: &[&str] = &[
     "mash",
 ];
 
+/// The demo officers of the registry (`[[officer]]`), by their certificate's file stem
+/// and SAN URI suffix: two IG officers and a health visitor (who may not use the console).
+pub const DEMO_OFFICERS: &[&str] = &["ig-0001", "ig-0002", "hv-0001"];
+
+/// The password of the demo officers' PKCS#12 bundles (`officer-<id>.p12`).
+pub const DEMO_P12_PASSWORD: &str = "safegate-demo";
+
+/// The SAN URI a dev officer certificate carries.
+pub fn officer_uri(officer: &str) -> String {
+    format!("urn:safegate:officer:{officer}")
+}
+
+/// The file stem of a demo officer's certificate, key and PKCS#12 bundle.
+pub fn officer_stem(officer: &str) -> String {
+    format!("officer-{officer}")
+}
+
 /// The SAN URI a dev client certificate carries for a system id.
 pub fn system_uri(system_id: &str) -> String {
     format!("urn:safegate:system:{system_id}")
@@ -40,6 +57,39 @@ impl IssuedCertificate {
     pub fn write(&self, dir: &Path, stem: &str) -> std::io::Result<()> {
         std::fs::write(dir.join(format!("{stem}.pem")), &self.certificate_pem)?;
         write_private(&dir.join(format!("{stem}.key")), &self.key_pem)
+    }
+}
+
+impl IssuedCertificate {
+    /// The certificate, its key and the issuing CA as a PKCS#12 bundle under `password`
+    /// (PBES2 with AES-256 and an HMAC-SHA256 MAC), as browsers import a personal
+    /// certificate.
+    pub fn pkcs12(&self, ca_pem: &str, alias: &str, password: &str) -> Result<Vec<u8>, PkiError> {
+        use rustls_pki_types::pem::PemObject;
+        let bundle = |reason: String| PkiError::Bundle(reason);
+        let der = |pem: &str| {
+            rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+                .map_err(|e| bundle(format!("certificate PEM: {e}")))
+                .and_then(|der| {
+                    p12_keystore::Certificate::from_der(der.as_ref())
+                        .map_err(|e| bundle(format!("certificate DER: {e}")))
+                })
+        };
+        let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| bundle(format!("private key PEM: {e}")))?;
+        let local_key_id =
+            ring::digest::digest(&ring::digest::SHA256, self.certificate_pem.as_bytes());
+        let chain = p12_keystore::PrivateKeyChain::new(
+            key.secret_pkcs8_der(),
+            &local_key_id.as_ref()[..20],
+            [der(&self.certificate_pem)?, der(ca_pem)?],
+        );
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry(alias, p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        store
+            .writer(password)
+            .write()
+            .map_err(|e| bundle(e.to_string()))
     }
 }
 
@@ -100,14 +150,19 @@ impl CertificateAuthority {
 
     /// The CA a dev PKI directory holds (`ca.pem` and `ca.key`), to issue more from.
     pub fn load(dir: &Path) -> Result<Self, PkiError> {
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name)).map_err(|source| PkiError::Write {
-                path: dir.join(name),
+        Self::load_named(dir, "ca")
+    }
+
+    /// The CA a dev PKI directory holds as `<stem>.pem` and `<stem>.key`.
+    pub fn load_named(dir: &Path, stem: &str) -> Result<Self, PkiError> {
+        let read = |name: String| {
+            std::fs::read_to_string(dir.join(&name)).map_err(|source| PkiError::Write {
+                path: dir.join(&name),
                 source,
             })
         };
-        let certificate_pem = read("ca.pem")?;
-        let key = KeyPair::from_pem(&read("ca.key")?)?;
+        let certificate_pem = read(format!("{stem}.pem"))?;
+        let key = KeyPair::from_pem(&read(format!("{stem}.key"))?)?;
         Ok(CertificateAuthority {
             issuer: Issuer::from_ca_cert_pem(&certificate_pem, key)?,
             certificate_pem,
@@ -147,6 +202,20 @@ impl CertificateAuthority {
         self.sign(params, validity)
     }
 
+    /// Issues an officer's personal client certificate: SAN URI
+    /// `urn:safegate:officer:<id>` and subject CN `<ID>`.
+    pub fn issue_officer(
+        &self,
+        officer: &str,
+        validity: Validity,
+    ) -> Result<IssuedCertificate, rcgen::Error> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(&officer.to_ascii_uppercase());
+        params.subject_alt_names = vec![SanType::URI(officer_uri(officer).try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params, validity)
+    }
+
     fn sign(
         &self,
         mut params: CertificateParams,
@@ -172,7 +241,7 @@ fn name(common_name: &str) -> DistinguishedName {
     dn
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     let mut file = {
@@ -186,7 +255,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     };
     #[cfg(not(unix))]
     let mut file = std::fs::File::create(path)?;
-    file.write_all(contents.as_bytes())
+    file.write_all(contents.as_ref())
 }
 
 /// Why `pki init` could not write a PKI.
@@ -198,6 +267,8 @@ pub enum PkiError {
     Generate(#[from] rcgen::Error),
     #[error("generating the checkpoint signing key")]
     Key(#[from] crate::domain::ledger::checkpoint::KeyError),
+    #[error("writing a PKCS#12 bundle: {0}")]
+    Bundle(String),
     #[error("writing {path}")]
     Write {
         path: PathBuf,
@@ -220,7 +291,7 @@ pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, P
     std::fs::create_dir_all(dir).map_err(write_error)?;
     let ca = CertificateAuthority::generate("safegate development CA")?;
     std::fs::write(dir.join("ca.pem"), ca.certificate_pem()).map_err(write_error)?;
-    write_private(&dir.join("ca.key"), &ca.key_pem()).map_err(write_error)?;
+    write_private(&dir.join("ca.key"), ca.key_pem()).map_err(write_error)?;
     let mut written = vec![dir.join("ca.pem"), dir.join("ca.key")];
     ca.issue_server(&["localhost", "127.0.0.1", "::1"])?
         .write(dir, "server")
@@ -240,7 +311,56 @@ pub fn init(dir: &Path, systems: &[&str], force: bool) -> Result<Vec<PathBuf>, P
             dir.join(format!("{system}.key")),
         ]);
     }
+    // Replacing a PKI replaces the officers' CA and bundles too.
+    for stale in std::iter::once("officers-ca.pem".to_owned()).chain(
+        DEMO_OFFICERS
+            .iter()
+            .map(|o| format!("{}.p12", officer_stem(o))),
+    ) {
+        match std::fs::remove_file(dir.join(&stale)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(write_error(source)),
+        }
+    }
+    for officer in ensure_officers(dir, DEMO_OFFICERS)? {
+        let stem = officer_stem(&officer);
+        written.extend(["pem", "key", "p12"].map(|ext| dir.join(format!("{stem}.{ext}"))));
+    }
     Ok(written)
+}
+
+/// Makes the officers' CA in `dir` (`officers-ca.pem`, `officers-ca.key`) if absent, and
+/// issues each of `officers` without one a certificate (`officer-<id>.pem`, `.key`) and
+/// a PKCS#12 bundle (`officer-<id>.p12`, password [`DEMO_P12_PASSWORD`]); returns those
+/// issued now.
+pub fn ensure_officers(dir: &Path, officers: &[&str]) -> Result<Vec<String>, PkiError> {
+    let write_error = |source| PkiError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    let ca = if dir.join("officers-ca.pem").exists() {
+        CertificateAuthority::load_named(dir, "officers-ca")?
+    } else {
+        std::fs::create_dir_all(dir).map_err(write_error)?;
+        let ca = CertificateAuthority::generate("safegate development IG office CA")?;
+        std::fs::write(dir.join("officers-ca.pem"), ca.certificate_pem()).map_err(write_error)?;
+        write_private(&dir.join("officers-ca.key"), ca.key_pem()).map_err(write_error)?;
+        ca
+    };
+    let mut issued = Vec::new();
+    for officer in officers {
+        let stem = officer_stem(officer);
+        if dir.join(format!("{stem}.p12")).exists() {
+            continue;
+        }
+        let certificate = ca.issue_officer(officer, Validity::days(365))?;
+        certificate.write(dir, &stem).map_err(write_error)?;
+        let p12 = certificate.pkcs12(&ca.certificate_pem(), &stem, DEMO_P12_PASSWORD)?;
+        write_private(&dir.join(format!("{stem}.p12")), &p12).map_err(write_error)?;
+        issued.push((*officer).to_owned());
+    }
+    Ok(issued)
 }
 
 /// Issues a client certificate, from the CA in `dir`, to each of `systems` that has none
@@ -276,4 +396,33 @@ pub fn write_checkpoint_key(dir: &Path) -> Result<(), PkiError> {
     };
     write_private(&dir.join("checkpoint.key"), &private).map_err(write_error)?;
     std::fs::write(dir.join("checkpoint.pub"), public).map_err(write_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_officers_bundle_holds_their_certificate_key_and_ca() {
+        let dir = std::env::temp_dir().join(format!("safegate-pki-{}", uuid::Uuid::new_v4()));
+        let issued = ensure_officers(&dir, &["ig-0001"]).expect("officers");
+        assert_eq!(issued, ["ig-0001"]);
+        let bytes = std::fs::read(dir.join("officer-ig-0001.p12")).expect("bundle");
+        let store = p12_keystore::KeyStore::from_pkcs12(&bytes, DEMO_P12_PASSWORD)
+            .expect("the bundle opens with the demo password");
+        let (_, chain) = store.private_key_chain().expect("a key with its chain");
+        assert_eq!(
+            chain.chain().len(),
+            2,
+            "the officer's certificate and the CA"
+        );
+        assert!(chain.chain()[0].subject().contains("IG-0001"));
+        assert!(p12_keystore::KeyStore::from_pkcs12(&bytes, "wrong").is_err());
+        // A second call issues nothing new: the bundles are kept.
+        assert!(
+            ensure_officers(&dir, &["ig-0001"])
+                .expect("again")
+                .is_empty()
+        );
+    }
 }

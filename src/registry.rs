@@ -43,6 +43,22 @@ struct RegistryFile {
     authorities: Vec<AuthorityEntry>,
     #[serde(default, rename = "system")]
     systems: Vec<SystemEntry>,
+    #[serde(default, rename = "officer")]
+    officers: Vec<OfficerEntry>,
+}
+
+/// A person who signs in to the IG console with a personal certificate, acting for a
+/// registered system (whose agency and roles bound what they may assert).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OfficerEntry {
+    practitioner_id: String,
+    name: String,
+    system: String,
+    role: String,
+    authority: String,
+    san_uri: Option<String>,
+    subject_cn: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,11 +114,35 @@ struct Authority {
 pub struct Registry {
     authorities: Vec<Authority>,
     systems: HashMap<(String, CertificateName), Arc<AgencySystem>>,
+    /// Officers, by the authority that issues their certificate and its name.
+    officers: HashMap<(String, CertificateName), Arc<Officer>>,
     /// Callers already resolved, by their end-entity certificate's DER, so a connection's
     /// certificate is parsed and fingerprinted once rather than on every call. The TLS
     /// layer still verifies every connection; this only remembers who a verified
     /// certificate belongs to, which cannot change while the registry is loaded.
     resolved: RwLock<HashMap<Vec<u8>, Caller>>,
+}
+
+/// A person registered to sign in to the IG console, as the registry describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Officer {
+    /// The practitioner id the disclosure log records for them.
+    pub practitioner_id: String,
+    /// Their name, shown to them on the console's pages (never logged).
+    pub name: String,
+    /// The registered system they act for: its agency and id go into the log.
+    pub system: Arc<AgencySystem>,
+    pub role: Role,
+    /// Registry id of the authority that issues their certificate.
+    pub authority: String,
+}
+
+/// An officer as resolved from the certificate presented on a console connection.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub officer: Arc<Officer>,
+    /// SHA-256 of the officer's certificate DER, lower-case hex.
+    pub certificate_sha256: String,
 }
 
 /// Most certificates remembered in [`Registry::identify`]'s cache before it starts over.
@@ -259,9 +299,81 @@ impl Registry {
                 }),
             );
         }
+        let mut officers = HashMap::new();
+        let mut officer_ids: Vec<String> = Vec::new();
+        for entry in file.officers {
+            let label = format!("officer `{}`", entry.practitioner_id);
+            let id = entry.practitioner_id.trim().to_owned();
+            if id.is_empty() || officer_ids.contains(&id) {
+                return Err(entry_error(
+                    label,
+                    "practitioner_id must be non-empty and unique".into(),
+                ));
+            }
+            if entry.name.trim().is_empty() {
+                return Err(entry_error(label, "name must be set".into()));
+            }
+            let system = systems
+                .values()
+                .find(|s| s.id == entry.system)
+                .cloned()
+                .ok_or_else(|| {
+                    entry_error(
+                        label.clone(),
+                        format!("system `{}` is not registered", entry.system),
+                    )
+                })?;
+            let role = Role::parse(&entry.role).ok_or_else(|| {
+                entry_error(
+                    label.clone(),
+                    format!("role `{}` is not one of: {}", entry.role, Role::expected()),
+                )
+            })?;
+            if !system.roles.contains(&role) {
+                return Err(entry_error(
+                    label,
+                    format!("system `{}` may not assert role `{role}`", system.id),
+                ));
+            }
+            if !authorities.iter().any(|a| a.id == entry.authority) {
+                return Err(entry_error(
+                    label,
+                    format!("authority `{}` is not declared", entry.authority),
+                ));
+            }
+            let name = match (entry.san_uri, entry.subject_cn) {
+                (Some(uri), None) => CertificateName::SanUri(uri),
+                (None, Some(cn)) => CertificateName::SubjectCn(cn),
+                _ => {
+                    return Err(entry_error(
+                        label,
+                        "set exactly one of `san_uri` or `subject_cn`".into(),
+                    ));
+                }
+            };
+            let key = (entry.authority.clone(), name);
+            if systems.contains_key(&key) || officers.contains_key(&key) {
+                return Err(entry_error(
+                    label,
+                    "a system or officer already has this authority and certificate name".into(),
+                ));
+            }
+            officer_ids.push(id.clone());
+            officers.insert(
+                key,
+                Arc::new(Officer {
+                    practitioner_id: id,
+                    name: entry.name.trim().to_owned(),
+                    system,
+                    role,
+                    authority: entry.authority,
+                }),
+            );
+        }
         Ok(Registry {
             authorities,
             systems,
+            officers,
             resolved: RwLock::new(HashMap::new()),
         })
     }
@@ -273,6 +385,40 @@ impl Registry {
             .map(|a| a.pem.trim_end())
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The certificates of the authorities that issue officers' certificates, as PEM:
+    /// the console's client trust roots (empty when no officer is registered).
+    pub fn officer_ca_pem(&self) -> String {
+        self.authorities
+            .iter()
+            .filter(|a| self.officers.values().any(|o| o.authority == a.id))
+            .map(|a| a.pem.trim_end())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Number of registered officers.
+    pub fn officers(&self) -> usize {
+        self.officers.len()
+    }
+
+    /// Resolves a verified console client certificate (end-entity first) to the officer
+    /// it was issued to; UNAUTHENTICATED, quoting its fingerprint, when it names none.
+    pub fn identify_officer(&self, chain: &[CertificateDer<'_>]) -> Result<SignedIn, Error> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::Unauthenticated("no client certificate was presented".into()))?;
+        let (fingerprint, found) = self.find(leaf, |key| self.officers.get(key).cloned())?;
+        match found {
+            Some((officer, _, _)) => Ok(SignedIn {
+                officer,
+                certificate_sha256: fingerprint,
+            }),
+            None => Err(Error::Unauthenticated(format!(
+                "client certificate sha256:{fingerprint} is not registered to any officer"
+            ))),
+        }
     }
 
     /// Ids of the registered systems that may assert `role`, sorted.
@@ -346,6 +492,28 @@ impl Registry {
 
     /// [`Registry::identify`] for one end-entity certificate, without the cache.
     fn resolve(&self, leaf: &CertificateDer<'_>) -> Result<Caller, Error> {
+        let (fingerprint, found) = self.find(leaf, |key| self.systems.get(key).cloned())?;
+        match found {
+            Some((system, name, authority)) => Ok(Caller {
+                system,
+                certificate_sha256: fingerprint,
+                certificate_identity: name.describe(),
+                authority,
+            }),
+            None => Err(Error::Unauthenticated(format!(
+                "client certificate sha256:{fingerprint} is not registered to any agency system"
+            ))),
+        }
+    }
+
+    /// The certificate's fingerprint and what `lookup` finds under the first of its
+    /// names issued by a registered authority (with that name and authority).
+    #[allow(clippy::type_complexity)]
+    fn find<T>(
+        &self,
+        leaf: &CertificateDer<'_>,
+        lookup: impl Fn(&(String, CertificateName)) -> Option<T>,
+    ) -> Result<(String, Option<(T, CertificateName, String)>), Error> {
         let fingerprint = hex::encode(Sha256::digest(leaf.as_ref()));
         let (_, cert) = X509Certificate::from_der(leaf.as_ref()).map_err(|_| {
             Error::Unauthenticated(format!(
@@ -372,19 +540,16 @@ impl Registry {
                 continue;
             }
             for name in &names {
-                if let Some(system) = self.systems.get(&(authority.id.clone(), name.clone())) {
-                    return Ok(Caller {
-                        system: Arc::clone(system),
-                        certificate_sha256: fingerprint,
-                        certificate_identity: name.describe(),
-                        authority: authority.id.clone(),
-                    });
+                let key = (authority.id.clone(), name.clone());
+                if let Some(found) = lookup(&key) {
+                    return Ok((
+                        fingerprint,
+                        Some((found, name.clone(), authority.id.clone())),
+                    ));
                 }
             }
         }
-        Err(Error::Unauthenticated(format!(
-            "client certificate sha256:{fingerprint} is not registered to any agency system"
-        )))
+        Ok((fingerprint, None))
     }
 }
 
@@ -445,9 +610,9 @@ pub struct RegistryHolder {
 
 impl RegistryHolder {
     /// Holds `registry` as the registry in force.
-    pub fn new(registry: Registry) -> Self {
+    pub fn new(registry: impl Into<Arc<Registry>>) -> Self {
         RegistryHolder {
-            current: RwLock::new(Arc::new(registry)),
+            current: RwLock::new(registry.into()),
         }
     }
 
@@ -466,5 +631,63 @@ impl RegistryHolder {
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry file in a fresh directory with a CA certificate beside it.
+    fn registry_with(officers: &str) -> Result<Registry, RegistryError> {
+        let dir = std::env::temp_dir().join(format!("safegate-registry-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca = crate::pki::CertificateAuthority::generate("test CA").expect("CA");
+        std::fs::write(dir.join("ca.pem"), ca.certificate_pem()).expect("CA file");
+        let text = format!(
+            "[[authority]]\nid = \"ca\"\ncertificate = \"ca.pem\"\n\n\
+             [[system]]\nid = \"ig-office\"\nname = \"IG\"\nagency = \"information_governance\"\n\
+             roles = [\"ig_officer\"]\nauthority = \"ca\"\nsan_uri = \"urn:s:ig\"\n\
+             contact_route = \"ig@example.test\"\n\n{officers}"
+        );
+        std::fs::write(dir.join("registry.toml"), text).expect("registry file");
+        Registry::load(&dir.join("registry.toml"), None)
+    }
+
+    #[test]
+    fn an_officer_acts_for_a_registered_system_in_a_role_it_may_assert() {
+        let officer = |system: &str, role: &str, id: &str| {
+            format!(
+                "[[officer]]\npractitioner_id = \"{id}\"\nname = \"A Person\"\nsystem = \"{system}\"\n\
+                 role = \"{role}\"\nauthority = \"ca\"\nsan_uri = \"urn:o:{id}\"\n\n"
+            )
+        };
+        let registry = registry_with(&officer("ig-office", "ig_officer", "IG-1")).expect("valid");
+        assert_eq!(registry.officers(), 1);
+        assert!(registry.officer_ca_pem().contains("BEGIN CERTIFICATE"));
+
+        let message = |officers: String| match registry_with(&officers) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("accepted: {officers}"),
+        };
+        let unknown = message(officer("nowhere", "ig_officer", "IG-1"));
+        assert!(
+            unknown.contains("officer `IG-1`") && unknown.contains("`nowhere`"),
+            "{unknown}"
+        );
+        let role = message(officer("ig-office", "gp", "IG-1"));
+        assert!(role.contains("may not assert role `gp`"), "{role}");
+        let twice = message(
+            officer("ig-office", "ig_officer", "IG-1")
+                + officer("ig-office", "ig_officer", "IG-1").as_str(),
+        );
+        assert!(twice.contains("unique"), "{twice}");
+    }
+
+    #[test]
+    fn without_officers_no_authority_is_trusted_for_the_console() {
+        let registry = registry_with("").expect("valid");
+        assert_eq!(registry.officers(), 0);
+        assert_eq!(registry.officer_ca_pem(), "");
     }
 }

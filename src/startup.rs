@@ -33,6 +33,7 @@ use crate::api::records::RecordsApi;
 use crate::api::resolution::ResolutionApi;
 use crate::api::rpc_metrics::RpcMetricsLayer;
 use crate::config::Settings;
+use crate::console::Console;
 use crate::domain::alerts::{AlertEvaluator, AlertRules, Cases};
 use crate::domain::contact::{ContactRules, Contacts};
 use crate::domain::identity::steward::log_pending;
@@ -78,6 +79,9 @@ pub struct Application {
     witness_health: Option<Arc<WitnessHealth>>,
     /// This process's privacy alert evaluator.
     alerts: AlertEvaluator,
+    /// The IG officers' console, when `console_listen_addr` is set.
+    console: Option<Console>,
+    console_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -173,10 +177,43 @@ impl Application {
             .await
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
         let local_addr = listener.local_addr()?;
+        let registry = Arc::new(registry);
+        let rules = Arc::new(rules);
+        let console = match settings.console_listen_addr {
+            Some(addr) => {
+                let cert = std::fs::read(&settings.tls_cert).with_context(|| {
+                    format!("reading `tls_cert` {}", settings.tls_cert.display())
+                })?;
+                let key = std::fs::read(&settings.tls_key)
+                    .with_context(|| format!("reading `tls_key` {}", settings.tls_key.display()))?;
+                let tls = crate::console::server_config(&cert, &key, &registry.officer_ca_pem())
+                    .map_err(|reason| {
+                        anyhow::anyhow!("the console's TLS (`console_listen_addr`): {reason}")
+                    })?;
+                let console = Console::bind(
+                    addr,
+                    tls,
+                    ledger.clone(),
+                    store.clone(),
+                    Arc::clone(&rules),
+                    Arc::clone(&registry),
+                )
+                .await
+                .with_context(|| format!("binding `console_listen_addr` {addr}"))?;
+                Some(console)
+            }
+            None => None,
+        };
+        let console_addr = match &console {
+            Some(console) => Some(console.local_addr()?),
+            None => None,
+        };
         tracing::info!(
             %local_addr,
             backend = ?store.backend(),
             systems = registry.len(),
+            officers = registry.officers(),
+            console = ?console_addr,
             %log_vkey,
             "gateway ready"
         );
@@ -210,10 +247,12 @@ impl Application {
             ledger,
             contacts,
             policy,
-            rules: Arc::new(rules),
+            rules,
             settings,
             witness_health,
             alerts,
+            console,
+            console_addr,
         })
     }
 
@@ -225,6 +264,11 @@ impl Application {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The console's address, when it is served (`console_listen_addr`).
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_addr
     }
 
     /// The disclosure ledger.
@@ -289,6 +333,12 @@ impl Application {
             .build_v1alpha()?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let console = self.console.map(|console| {
+            let mut stopping = stop_tx.subscribe();
+            tokio::spawn(console.run_until_stopped(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            }))
+        });
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight calls");
@@ -370,6 +420,9 @@ impl Application {
         sweeper.abort();
         drop(gauges);
         self.alerts.stop().await;
+        if let Some(console) = console {
+            console.abort();
+        }
         self.store.close().await;
         tracing::info!("gateway stopped");
         result

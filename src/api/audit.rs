@@ -16,7 +16,7 @@ use crate::api::proto::{
     ReviewBreakGlassResponse, SubjectAccessReportRequest, SubjectAccessReportResponse,
     VerifyLogRequest, VerifyLogResponse, audit_service_server::AuditService,
 };
-use crate::domain::ledger::audit::authorise;
+use crate::domain::ledger::audit::{LOG_READ_LAWFUL_BASIS, LogSearch, authorise, next_page_token};
 use crate::domain::ledger::export::ExportFormat;
 use crate::domain::ledger::review::{BreakGlassReview, ReviewOutcome, SubjectAccessRelease};
 use crate::domain::ledger::subject_access::ReportedDisclosure;
@@ -43,10 +43,6 @@ audit_context!(
     ReleaseForSubjectAccessRequest,
     ExportEntriesRequest,
 );
-
-/// Largest page of entries.
-const PAGE_MAX: u32 = 1000;
-const PAGE_DEFAULT: u32 = 100;
 
 /// Handlers over the ledger's IG view.
 #[derive(Debug, Clone)]
@@ -75,7 +71,7 @@ pub(crate) fn reader(
         context.as_ref(),
         Some(meta),
     );
-    entry.lawful_basis = "UK GDPR Art 6(1)(c); DPA 2018 s62 (logging)".into();
+    entry.lawful_basis = LOG_READ_LAWFUL_BASIS.into();
     Ok(entry)
 }
 
@@ -254,41 +250,24 @@ fn signed(checkpoint: Checkpoint, public_key: &[u8]) -> proto::SignedCheckpoint 
     }
 }
 
+/// The store filter of a ListEntries request, read by the domain's rules for a search.
 pub(crate) fn filter(request: &ListEntriesRequest) -> Result<EntryFilter, Error> {
-    let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-    let after_seq = match request.page_token.trim() {
-        "" => 0,
-        token => token
-            .parse::<u64>()
-            .map_err(|_| Error::invalid("page_token", "must be a token from a previous page"))?,
-    };
-    let limit = match request.page_size {
-        0 => PAGE_DEFAULT,
-        n if n <= PAGE_MAX => n,
-        _ => {
-            return Err(Error::invalid(
-                "page_size",
-                format!("must be at most {PAGE_MAX}"),
-            ));
-        }
-    };
-    Ok(EntryFilter {
-        person_id: text(&request.person_id),
-        also_person_ids: Vec::new(),
-        agency: text(&request.agency),
-        system_id: text(&request.system_id),
-        practitioner_id: text(&request.practitioner_id),
-        purpose: text(&request.purpose),
-        kind: text(&request.kind),
-        decision: text(&request.decision),
+    LogSearch {
+        person_id: request.person_id.clone(),
+        agency: request.agency.clone(),
+        system_id: request.system_id.clone(),
+        practitioner_id: request.practitioner_id.clone(),
+        purpose: request.purpose.clone(),
+        kind: request.kind.clone(),
+        decision: request.decision.clone(),
         break_glass: request.break_glass,
         break_glass_unreviewed: request.break_glass_unreviewed,
-        from: text(&request.from_time),
-        to: text(&request.to_time),
-        after_seq,
-        through_seq: None,
-        limit,
-    })
+        from_time: request.from_time.clone(),
+        to_time: request.to_time.clone(),
+        page_size: request.page_size,
+        page_token: request.page_token.clone(),
+    }
+    .filter()
 }
 
 #[tonic::async_trait]
@@ -302,10 +281,7 @@ impl AuditService for AuditApi {
             let mut read = reader(&caller, &meta, request.context)?;
             read.subject_person_id = filter.person_id.clone().unwrap_or_default();
             let entries = self.ledger.list(read, &filter).await?;
-            let next_page_token = match entries.last() {
-                Some(last) if entries.len() == filter.limit as usize => last.seq.to_string(),
-                _ => String::new(),
-            };
+            let next_page_token = next_page_token(&filter, &entries);
             Ok(ListEntriesResponse {
                 entries: entries.into_iter().map(Into::into).collect(),
                 next_page_token,

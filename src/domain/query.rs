@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::domain::identity::{IdentityLink, MatchRules, Resolution};
+use crate::domain::identity::{IdentityLink, MatchRules};
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::domain::notify::{Surroundings, naming};
 use crate::domain::policy::{Level, Policy, PolicyHolder};
@@ -506,15 +506,13 @@ impl Queries {
         details: &PersonDetails,
         entry: &mut Entry,
     ) -> Result<Option<String>, Error> {
-        let demographics = crate::domain::identity::Demographics::from_details(details);
-        let (candidates, shares) = self
-            .store
-            .search_candidates(&self.rules, &demographics)
-            .await?;
-        entry.search_candidates = candidates.iter().map(|c| c.person_id.clone()).collect();
-        match self.rules.resolve(&[], &demographics, &candidates, &shares) {
-            Resolution::Link { person_id, .. } => Ok(Some(person_id)),
-            Resolution::Review { .. } | Resolution::New { .. } => {
+        let found =
+            crate::domain::identity::search::unique_match(&self.store, &self.rules, details)
+                .await?;
+        entry.search_candidates = found.candidates;
+        match found.person_id {
+            Some(person_id) => Ok(Some(person_id)),
+            None => {
                 let refusal = Error::NotFound {
                     field: "search".into(),
                     reason: "no single person on record matches these details closely \

@@ -31,6 +31,19 @@ pub struct StoredEntry {
     pub latest_review: Option<BreakGlassReview>,
 }
 
+/// How many entries of one kind, decision and break-glass flag one agency's systems
+/// wrote on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyCount {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub agency: String,
+    pub kind: String,
+    pub decision: String,
+    pub break_glass: bool,
+    pub entries: u64,
+}
+
 /// Which entries to list.
 #[derive(Debug, Clone, Default)]
 pub struct EntryFilter {
@@ -658,6 +671,39 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         self.attach_reviews(&mut entries).await?;
         Ok(entries)
+    }
+
+    /// Entries counted per day from `from_day` (`YYYY-MM-DD`, inclusive), by agency,
+    /// kind, decision and break-glass: what the console's charts are drawn from.
+    pub async fn daily_counts(&self, from_day: &str) -> Result<Vec<DailyCount>, Error> {
+        let rows = sqlx::query(
+            "SELECT substr(recorded_at, 1, 10) AS day, agency, kind, decision, break_glass, \
+             COUNT(*) AS entries FROM disclosure_log WHERE recorded_at >= $1 \
+             GROUP BY substr(recorded_at, 1, 10), agency, kind, decision, break_glass \
+             ORDER BY day",
+        )
+        .bind(from_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(DailyCount {
+                    day: row.try_get("day").map_err(database_error)?,
+                    agency: row.try_get("agency").map_err(database_error)?,
+                    kind: row.try_get("kind").map_err(database_error)?,
+                    decision: row.try_get("decision").map_err(database_error)?,
+                    break_glass: row
+                        .try_get::<i64, _>("break_glass")
+                        .map_err(database_error)?
+                        != 0,
+                    entries: row
+                        .try_get::<i64, _>("entries")
+                        .map_err(database_error)?
+                        .max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     /// One entry by id.

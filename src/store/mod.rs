@@ -25,7 +25,9 @@ mod witness;
 pub use backlog::NoticeBacklog;
 pub use bound::{BoundRow, StoredCosignature};
 pub use identity::{IdentityLogItem, NameShares};
-pub use ledger::{COLUMN_SEPARATOR, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry};
+pub use ledger::{
+    COLUMN_SEPARATOR, DailyCount, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry,
+};
 pub use notices::StoredNotice;
 pub use read_cache::{Facts, RecordsNow};
 pub use records::{FactAbout, PathedChange};

@@ -61,11 +61,18 @@ impl TestPki {
                 .write(&dir, system)
                 .expect("write client cert");
         }
+        safegate::pki::ensure_officers(&dir, safegate::pki::DEMO_OFFICERS)
+            .expect("officers' certificates");
         TestPki { dir, ca }
     }
 
     pub fn ca_pem(&self) -> String {
         self.ca.certificate_pem()
+    }
+
+    /// The personal certificate and key `pki` wrote for a demo officer (e.g. `ig-0001`).
+    pub fn officer(&self, officer: &str) -> IssuedCertificate {
+        self.client(&safegate::pki::officer_stem(officer))
     }
 
     /// The certificate and key `pki` wrote for a demo system.
@@ -138,6 +145,8 @@ impl TestDatabase {
 /// A gateway running in-process on 127.0.0.1:0.
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// The IG console's address, when the gateway serves it.
+    pub console_addr: Option<SocketAddr>,
     pub pki: std::sync::Arc<TestPki>,
     pub database: TestDatabase,
     store: safegate::store::Store,
@@ -200,6 +209,23 @@ pub async fn spawn_gateway_with_policy(policy_dir: &Path) -> TestGateway {
         database,
         data_dir,
         policy_dir.to_owned(),
+    )
+    .await
+}
+
+/// Like [`spawn_gateway`], also serving the IG console on a free loopback port.
+pub async fn spawn_gateway_with_console() -> TestGateway {
+    init_process();
+    let pki = TestPki::new();
+    let data_dir = temp_dir("data");
+    let database = TestDatabase::create(&data_dir).await;
+    start_with(
+        std::sync::Arc::new(pki),
+        database,
+        data_dir,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).to_owned(),
+        None,
+        vec![("console_listen_addr".into(), "127.0.0.1:0".into())],
     )
     .await
 }
@@ -280,6 +306,7 @@ async fn start_with(
     let settings = layers.resolve().expect("test settings resolve");
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
+    let console_addr = app.console_addr();
     let store = app.store().clone();
     let contacts = app.contacts().clone();
     let witness_health = app.witness_health();
@@ -291,6 +318,7 @@ async fn start_with(
     }));
     TestGateway {
         addr,
+        console_addr,
         pki,
         database,
         store,
@@ -795,4 +823,117 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A response of the IG console.
+pub struct ConsolePage {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl ConsolePage {
+    /// The token the page's forms carry.
+    pub fn csrf_token(&self) -> String {
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = self.body.find(marker).expect("the page has a form") + marker.len();
+        let end = self.body[start..].find('"').expect("token ends") + start;
+        self.body[start..end].to_owned()
+    }
+}
+
+impl TestGateway {
+    /// One HTTPS request to the IG console, presenting `client` (or no certificate), with
+    /// `form` as an urlencoded body (POST) and `headers` added.
+    pub async fn console(
+        &self,
+        client: Option<&IssuedCertificate>,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Result<ConsolePage, String> {
+        use http_body_util::{BodyExt, Full};
+        let addr = self.console_addr.expect("the gateway serves the console");
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.pki.ca_pem().as_bytes()).expect("CA"))
+            .expect("root");
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let config = match client {
+            Some(client) => builder
+                .with_client_auth_cert(
+                    vec![
+                        CertificateDer::from_pem_slice(client.certificate_pem.as_bytes())
+                            .expect("client pem"),
+                    ],
+                    PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).expect("key pem"),
+                )
+                .expect("client auth"),
+            None => builder.with_no_client_auth(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let tls = connector
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("HTTP handshake: {e}"))?;
+        tokio::spawn(connection);
+        let body = form.map(|fields| {
+            fields
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("localhost:{}", addr.port()));
+        if body.is_some() {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))
+            .expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
+            .await
+            .map_err(|_| "no response within 30 s".to_owned())?
+            .map_err(|e| format!("request: {e}"))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok(ConsolePage {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

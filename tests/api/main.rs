@@ -12,6 +12,7 @@ mod bound_tables;
 mod break_glass_review;
 mod case;
 mod configuration;
+mod console;
 mod contact;
 mod durability;
 mod health;

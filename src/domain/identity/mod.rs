@@ -18,6 +18,7 @@ mod compare;
 mod estimate;
 mod normalise;
 mod rules;
+pub mod search;
 
 use serde::{Deserialize, Serialize};
 

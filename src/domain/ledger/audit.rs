@@ -28,6 +28,136 @@ const NOTE_MAX: usize = 4000;
 /// disclosures to a law-enforcement body (DPA 2018 Part 3, s45(4) restrictions).
 pub const LAW_ENFORCEMENT_AGENCY: &str = "police";
 
+/// The lawful basis every read of the log records.
+pub const LOG_READ_LAWFUL_BASIS: &str = "UK GDPR Art 6(1)(c); DPA 2018 s62 (logging)";
+/// Largest page of entries a search returns.
+pub const PAGE_MAX: u32 = 1000;
+/// The page size of a search that names none.
+pub const PAGE_DEFAULT: u32 = 100;
+
+/// Who reads the log and through which door, as the entry of each read records them:
+/// the gRPC API and the console describe their readers with this.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    pub agency: String,
+    pub system_id: String,
+    pub certificate_sha256: String,
+    pub practitioner_id: String,
+    pub role: Role,
+    /// The RPC or console page read, e.g. `console GET /entries/{id}`.
+    pub rpc: String,
+    pub trace_id: String,
+}
+
+impl Reader {
+    /// Refuses anyone but an IG officer (the purpose is always `audit` here).
+    pub fn authorise(&self) -> Result<(), Error> {
+        authorise(&Practitioner {
+            id: self.practitioner_id.clone(),
+            role: self.role,
+            purpose: Some(Purpose::Audit),
+            justification: None,
+            break_glass: false,
+        })
+    }
+
+    /// A new log-read entry describing this reader; each read fills in what it showed.
+    pub fn entry(&self) -> Entry {
+        let mut entry = Entry::new(EntryKind::LogRead, Decision::Released);
+        entry.agency = self.agency.clone();
+        entry.system_id = self.system_id.clone();
+        entry.certificate_sha256 = self.certificate_sha256.clone();
+        entry.practitioner_id = self.practitioner_id.clone();
+        entry.role = self.role.as_str().to_owned();
+        entry.purpose = Purpose::Audit.as_str().to_owned();
+        entry.rpc = self.rpc.clone();
+        entry.trace_id = self.trace_id.clone();
+        entry.lawful_basis = LOG_READ_LAWFUL_BASIS.into();
+        entry
+    }
+}
+
+/// A search of the log as an IG officer states it: each text field empty when unused,
+/// times RFC 3339, and a page token from the previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSearch {
+    pub person_id: String,
+    pub agency: String,
+    pub system_id: String,
+    pub practitioner_id: String,
+    pub purpose: String,
+    pub kind: String,
+    pub decision: String,
+    pub break_glass: Option<bool>,
+    pub break_glass_unreviewed: bool,
+    pub from_time: String,
+    pub to_time: String,
+    pub page_size: u32,
+    pub page_token: String,
+}
+
+impl LogSearch {
+    /// The store filter, or INVALID_ARGUMENT naming the field (`page_token`, `page_size`).
+    pub fn filter(&self) -> Result<EntryFilter, Error> {
+        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let after_seq = match self.page_token.trim() {
+            "" => 0,
+            token => token.parse::<u64>().map_err(|_| {
+                Error::invalid("page_token", "must be a token from a previous page")
+            })?,
+        };
+        let limit = match self.page_size {
+            0 => PAGE_DEFAULT,
+            n if n <= PAGE_MAX => n,
+            _ => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("must be at most {PAGE_MAX}"),
+                ));
+            }
+        };
+        Ok(EntryFilter {
+            person_id: text(&self.person_id),
+            also_person_ids: Vec::new(),
+            agency: text(&self.agency),
+            system_id: text(&self.system_id),
+            practitioner_id: text(&self.practitioner_id),
+            purpose: text(&self.purpose),
+            kind: text(&self.kind),
+            decision: text(&self.decision),
+            break_glass: self.break_glass,
+            break_glass_unreviewed: self.break_glass_unreviewed,
+            from: text(&self.from_time),
+            to: text(&self.to_time),
+            after_seq,
+            through_seq: None,
+            limit,
+        })
+    }
+}
+
+/// The token of the page after `entries` (listed under `filter`), empty on the last.
+pub fn next_page_token(filter: &EntryFilter, entries: &[StoredEntry]) -> String {
+    match entries.last() {
+        Some(last) if entries.len() == filter.limit as usize => last.seq.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// An entry with its inclusion proof, checked against the latest signed checkpoint.
+#[derive(Debug, Clone)]
+pub struct ProvenEntry {
+    pub stored: StoredEntry,
+    /// The latest checkpoint (none while the log has none).
+    pub checkpoint: Option<Checkpoint>,
+    /// The proof in the checkpoint's tree (none while the entry is beyond it).
+    pub inclusion: Option<Inclusion>,
+    /// Whether the checkpoint's signature verifies with the log's key.
+    pub signature_valid: bool,
+    /// Whether the proof leads from the entry's stored text to the checkpoint's root.
+    pub proof_valid: bool,
+}
+
 /// Refuses anyone but an IG officer acting for the purpose of audit.
 pub fn authorise(practitioner: &Practitioner) -> Result<(), Error> {
     if practitioner.role != Role::IgOfficer {
@@ -47,6 +177,14 @@ pub fn authorise(practitioner: &Practitioner) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// What a logged verification found: the log's own verification, the checkpoint it
+/// verified against and, with witnesses, what they cosigned.
+pub type VerifyOutcome = (
+    Result<Verified, Mismatch>,
+    Option<Checkpoint>,
+    Option<crate::domain::ledger::witnessing::Witnessed>,
+);
 
 /// A proof that an entry is in the log.
 #[derive(Debug, Clone)]
@@ -70,7 +208,11 @@ pub struct Consistency {
 
 impl Ledger {
     /// Writes the log-read entry (`read` describes who read and why) for `entries`.
-    async fn record_read(&self, mut read: Entry, entries: &[&StoredEntry]) -> Result<(), Error> {
+    pub(crate) async fn record_read(
+        &self,
+        mut read: Entry,
+        entries: &[&StoredEntry],
+    ) -> Result<(), Error> {
         read.kind = EntryKind::LogRead;
         read.decision = Decision::Released;
         read.rule_ids = vec!["audit.ig_officer_only".into()];
@@ -117,6 +259,50 @@ impl Ledger {
         let stored = self.entry_named(entry_id).await?;
         self.record_read(read, &[&stored]).await?;
         Ok(stored)
+    }
+
+    /// One entry with its inclusion proof in the latest signed checkpoint's tree, the
+    /// proof and the checkpoint's signature checked here; one read is logged for it.
+    pub async fn get_proven(&self, read: Entry, entry_id: &str) -> Result<ProvenEntry, Error> {
+        let stored = self.entry_named(entry_id).await?;
+        let checkpoint = self.store().latest_checkpoint().await?;
+        let inclusion = match &checkpoint {
+            Some(latest) if stored.seq <= latest.tree_size => {
+                let index = stored.seq - 1;
+                let path = self
+                    .store()
+                    .inclusion_proof(index, latest.tree_size)
+                    .await?;
+                Some(Inclusion {
+                    leaf_index: index,
+                    tree_size: latest.tree_size,
+                    leaf_hash: crate::domain::ledger::merkle::leaf_hash(stored.text.as_bytes()),
+                    path,
+                    root: latest.root,
+                })
+            }
+            _ => None,
+        };
+        let signature_valid = checkpoint
+            .as_ref()
+            .is_some_and(|c| c.verify(self.public_key()));
+        let proof_valid = inclusion.as_ref().is_some_and(|proof| {
+            crate::domain::ledger::merkle::verify_inclusion(
+                &proof.leaf_hash,
+                proof.leaf_index,
+                proof.tree_size,
+                &proof.path,
+                &proof.root,
+            )
+        });
+        self.record_read(read, &[&stored]).await?;
+        Ok(ProvenEntry {
+            stored,
+            checkpoint,
+            inclusion,
+            signature_valid,
+            proof_valid,
+        })
     }
 
     /// Records an IG officer's finding on a break-glass entry (`read` describes the
@@ -272,22 +458,22 @@ impl Ledger {
     /// not part of what it checked). A damaged log cannot take new entries, so everything
     /// else fails closed; the diagnosis alone (which holds no case data) is still returned
     /// then, because it is how IG learns which entry was tampered with.
-    pub async fn verify_logged(
+    pub async fn verify_logged(&self, read: Entry) -> Result<VerifyOutcome, Error> {
+        self.verify_logged_reporting(read, &mut unwatched).await
+    }
+
+    /// [`Ledger::verify_logged`], telling `progress` how far the verification is.
+    pub async fn verify_logged_reporting(
         &self,
         read: Entry,
-    ) -> Result<
-        (
-            Result<Verified, Mismatch>,
-            Option<Checkpoint>,
-            Option<crate::domain::ledger::witnessing::Witnessed>,
-        ),
-        Error,
-    > {
-        let outcome = crate::domain::ledger::witnessing::verify_witnessed(
+        progress: OnProgress<'_>,
+    ) -> Result<VerifyOutcome, Error> {
+        let outcome = crate::domain::ledger::witnessing::verify_witnessed_reporting(
             self.store(),
             self.public_key(),
             self.witnesses(),
             self.origin(),
+            progress,
         )
         .await?;
         match self.record_read(read, &[]).await {

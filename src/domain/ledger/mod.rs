@@ -14,6 +14,7 @@ pub mod merkle;
 pub mod note;
 pub mod review;
 pub mod rotation;
+pub mod statistics;
 pub mod subject_access;
 pub mod verify;
 pub mod witnessing;

@@ -1,0 +1,241 @@
+"""The IG console in a real browser: headless Chromium (Debian's chromium and
+chromium-driver) signs in with an officer's personal certificate from the dev PKI, as a
+new officer would after importing the PKCS#12 bundle, and works through the pages.
+axe-core checks every page it opens; screenshots of the main pages are saved.
+
+Run by .ci/browser.sh against a running `safegate demo`. Environment:
+  CONSOLE_URL   e.g. https://localhost:8443
+  SAFEGATE_PKI  the demo's PKI directory (ca.pem, officer-*.p12)
+  AXE_JS        path of axe-core's axe.min.js
+  SCREENSHOTS   directory for the screenshots
+  P12_PASSWORD  the bundles' password
+  BREAK_GLASS_SUBJECT  the NHS number a break-glass query was made about
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+CONSOLE_URL = os.environ["CONSOLE_URL"].rstrip("/")
+PKI = pathlib.Path(os.environ["SAFEGATE_PKI"])
+AXE_JS = pathlib.Path(os.environ["AXE_JS"]).read_text()
+SCREENSHOTS = pathlib.Path(os.environ["SCREENSHOTS"])
+P12_PASSWORD = os.environ.get("P12_PASSWORD", "safegate-demo")
+BREAK_GLASS_SUBJECT = os.environ.get("BREAK_GLASS_SUBJECT", "9990000042")
+AMY_NHS = "999 000 0018"
+OFFICERS_CA_CN = "safegate development IG office CA"
+PAGE_LOAD_TIMEOUT = 30
+
+
+def nss_home(p12: str | None) -> pathlib.Path:
+    """A HOME whose NSS database trusts the dev CA (the console's server certificate)
+    and, when given, holds an officer's certificate and key imported from its bundle."""
+    home = pathlib.Path(tempfile.mkdtemp(prefix="safegate-browser-"))
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    run = lambda *args: subprocess.run(args, check=True, capture_output=True)
+    run("certutil", "-d", f"sql:{db}", "-N", "--empty-password")
+    run("certutil", "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "safegate dev CA",
+        "-i", str(PKI / "ca.pem"))
+    if p12:
+        run("pk12util", "-d", f"sql:{db}", "-i", str(PKI / p12), "-W", P12_PASSWORD)
+    return home
+
+
+def browser(p12: str | None):
+    home = nss_home(p12)
+    downloads = home / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--window-size=1280,900",
+                     "--disable-dev-shm-usage", f"--user-data-dir={home / 'profile'}"):
+        options.add_argument(argument)
+    # Choose the officer's certificate without a dialog (headless has none to show).
+    origin = CONSOLE_URL + ",*"
+    options.add_experimental_option("prefs", {
+        "profile.content_settings.exceptions.auto_select_certificate": {
+            origin: {"setting": {"filters": [{"ISSUER": {"CN": OFFICERS_CA_CN}}]}},
+        },
+        "download.default_directory": str(downloads),
+        "download.prompt_for_download": False,
+    })
+    service = Service(executable_path="/usr/bin/chromedriver",
+                      env={**os.environ, "HOME": str(home)})
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.downloads = downloads
+    driver.home = home
+    return driver
+
+
+@pytest.fixture
+def officer():
+    driver = browser("officer-ig-0001.p12")
+    yield driver
+    driver.quit()
+    shutil.rmtree(driver.home, ignore_errors=True)
+
+
+def axe_violations(driver):
+    driver.execute_script(AXE_JS)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(r.violations.map(v => "
+        "({id: v.id, impact: v.impact, help: v.help, "
+        "nodes: v.nodes.map(n => n.target.join(' '))})))).catch(e => done(String(e)));"
+    )
+    assert isinstance(result, list), f"axe did not run: {result}"
+    return result
+
+
+def check(driver, name: str):
+    """The page has no axe-core violations; its screenshot is saved as NAME.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    violations = axe_violations(driver)
+    assert violations == [], f"{name}: axe-core violations: {violations}"
+
+
+def heading(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "h1").text
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def test_refused_without_a_certificate():
+    driver = browser(None)
+    try:
+        driver.get(CONSOLE_URL + "/")
+        assert heading(driver) == "Sign in with your personal certificate"
+        assert "Signed in as" not in driver.page_source
+        assert driver.find_elements(By.CSS_SELECTOR, "form") == []
+        check(driver, "refused-no-certificate")
+    finally:
+        driver.quit()
+
+
+def test_refused_for_a_role_other_than_ig_officer():
+    driver = browser("officer-hv-0001.p12")
+    try:
+        driver.get(CONSOLE_URL + "/")
+        assert heading(driver) == "You do not have permission to do this"
+        assert "audit.ig_officer_only" in driver.page_source
+        assert "health_visitor" in driver.page_source
+        check(driver, "refused-health-visitor")
+    finally:
+        driver.quit()
+
+
+def test_sign_in_search_and_open_an_entry_with_its_proof(officer):
+    officer.get(CONSOLE_URL + "/")
+    assert heading(officer) == "Search the disclosure log"
+    assert "Signed in as Priya Shah (IG-0001)" in officer.page_source
+    check(officer, "search")
+
+    officer.find_element(By.ID, "person").send_keys(AMY_NHS)
+    officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]").click()
+    caption = officer.find_element(By.CSS_SELECTOR, "caption").text
+    assert "entries" in caption, caption
+    rows = officer.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert rows, "no entries about Amy"
+    # The identifier never reaches the address bar.
+    assert "9990000018" not in officer.current_url
+    check(officer, "search-results")
+
+    rows[0].find_element(By.TAG_NAME, "a").click()
+    assert heading(officer).startswith("Entry ")
+    assert "Proof checked" in officer.page_source
+    assert "Lawful basis" in officer.page_source
+    check(officer, "entry")
+
+
+def test_a_break_glass_use_is_reviewed_with_an_outcome_and_note(officer):
+    officer.get(CONSOLE_URL + "/break-glass")
+    assert heading(officer) == "Break-glass queue"
+    check(officer, "break-glass-queue")
+    links = officer.find_elements(By.CSS_SELECTOR, "tbody a")
+    assert links, "the demo's break-glass query is not in the queue"
+    links[0].click()
+    officer.find_element(By.ID, "outcome").click()
+    officer.find_element(By.ID, "note").send_keys(
+        "The school DSL acted on a disclosure made that morning; appropriate.")
+    officer.find_element(By.CSS_SELECTOR, "form[action$='/review'] button").click()
+    banner = officer.find_element(By.CSS_SELECTOR, ".govuk-notification-banner--success")
+    assert "recorded" in banner.text
+    assert "Latest outcome: appropriate" in officer.find_element(By.ID, "main-content").text
+    check(officer, "break-glass-reviewed")
+
+
+def test_a_review_without_a_note_is_explained_in_an_error_summary(officer):
+    officer.get(CONSOLE_URL + "/")
+    officer.find_element(By.ID, "break_glass").send_keys("Break-glass only")
+    officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]").click()
+    officer.find_elements(By.CSS_SELECTOR, "tbody a")[0].click()
+    officer.find_element(By.CSS_SELECTOR, "form[action$='/review'] button").click()
+    summary = officer.find_element(By.CSS_SELECTOR, ".govuk-error-summary")
+    assert "Enter a note" in summary.text
+    assert officer.title.startswith("Error:")
+    check(officer, "break-glass-error")
+
+
+def test_a_subject_access_report_holds_police_entries_back(officer):
+    officer.get(CONSOLE_URL + "/subject-access")
+    check(officer, "subject-access")
+    officer.find_element(By.ID, "person").send_keys(BREAK_GLASS_SUBJECT)
+    officer.find_element(By.CSS_SELECTOR, "form[action='/subject-access'] button").click()
+    report = officer.find_element(By.ID, "main-content").text
+    assert "Disclosures reported" in report
+    assert "Police entries held back" in report
+    check(officer, "subject-access-report")
+
+
+def test_an_export_is_downloaded(officer):
+    officer.get(CONSOLE_URL + "/exports")
+    check(officer, "exports")
+    officer.find_element(By.ID, "format-csv").click()
+    officer.find_element(By.CSS_SELECTOR, "form[action='/exports'] button").click()
+    done = lambda: [p for p in officer.downloads.glob("disclosure-log-csv-*.csv")]
+    files = wait_for(done, 30, "the CSV export in the downloads directory")
+    header = files[0].read_text().splitlines()[0]
+    assert header.startswith("seq,entry_id,recorded_at,kind,decision"), header
+
+
+def test_the_whole_log_verifies_with_progress_shown(officer):
+    officer.get(CONSOLE_URL + "/verify")
+    check(officer, "verify")
+    officer.find_element(By.CSS_SELECTOR, "form[action='/verify'] button").click()
+    # The job page refreshes itself (meta refresh) until the verification is done.
+    wait_for(lambda: heading(officer) == "Verification finished", 60, "the verification")
+    assert "The log verifies" in officer.page_source
+    check(officer, "verify-finished")
+
+
+def test_charts_have_text_alternatives(officer):
+    officer.get(CONSOLE_URL + "/charts")
+    assert heading(officer) == "Charts"
+    charts = officer.find_elements(By.CSS_SELECTOR, "svg[role=img]")
+    assert len(charts) == 3
+    for chart in charts:
+        assert chart.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+    captions = [c.text for c in officer.find_elements(By.CSS_SELECTOR, "caption")]
+    assert "Disclosures and refusals per agency per week" in captions
+    check(officer, "charts")
