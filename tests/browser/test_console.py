@@ -23,6 +23,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
 
 CONSOLE_URL = os.environ["CONSOLE_URL"].rstrip("/")
 PKI = pathlib.Path(os.environ["SAFEGATE_PKI"])
@@ -72,6 +75,9 @@ def browser(p12: str | None):
                       env={**os.environ, "HOME": str(home)})
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
+    # Elements are looked for until the page that shows them has loaded (a form's
+    # submission may still be navigating when the next step looks).
+    driver.implicitly_wait(10)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior",
                            {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
@@ -107,6 +113,16 @@ def check(driver, name: str):
     assert violations == [], f"{name}: axe-core violations: {violations}"
 
 
+def follow(driver, element):
+    """Clicks a link or a form's button and waits until the next page has replaced
+    this one (so nothing of the old page is read as the new one's)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait = WebDriverWait(driver, PAGE_LOAD_TIMEOUT)
+    wait.until(staleness_of(old))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def heading(driver) -> str:
     return driver.find_element(By.TAG_NAME, "h1").text
 
@@ -127,7 +143,7 @@ def test_refused_without_a_certificate():
         driver.get(CONSOLE_URL + "/")
         assert heading(driver) == "Sign in with your personal certificate"
         assert "Signed in as" not in driver.page_source
-        assert driver.find_elements(By.CSS_SELECTOR, "form") == []
+        assert "<form" not in driver.page_source
         check(driver, "refused-no-certificate")
     finally:
         driver.quit()
@@ -152,8 +168,8 @@ def test_sign_in_search_and_open_an_entry_with_its_proof(officer):
     check(officer, "search")
 
     officer.find_element(By.ID, "person").send_keys(AMY_NHS)
-    officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]").click()
-    caption = officer.find_element(By.CSS_SELECTOR, "caption").text
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]"))
+    caption = officer.find_element(By.CSS_SELECTOR, "#results ~ table caption").text
     assert "entries" in caption, caption
     rows = officer.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert rows, "no entries about Amy"
@@ -161,7 +177,7 @@ def test_sign_in_search_and_open_an_entry_with_its_proof(officer):
     assert "9990000018" not in officer.current_url
     check(officer, "search-results")
 
-    rows[0].find_element(By.TAG_NAME, "a").click()
+    follow(officer, rows[0].find_element(By.TAG_NAME, "a"))
     assert heading(officer).startswith("Entry ")
     assert "Proof checked" in officer.page_source
     assert "Lawful basis" in officer.page_source
@@ -172,13 +188,11 @@ def test_a_break_glass_use_is_reviewed_with_an_outcome_and_note(officer):
     officer.get(CONSOLE_URL + "/break-glass")
     assert heading(officer) == "Break-glass queue"
     check(officer, "break-glass-queue")
-    links = officer.find_elements(By.CSS_SELECTOR, "tbody a")
-    assert links, "the demo's break-glass query is not in the queue"
-    links[0].click()
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "tbody a"))
     officer.find_element(By.ID, "outcome").click()
     officer.find_element(By.ID, "note").send_keys(
         "The school DSL acted on a disclosure made that morning; appropriate.")
-    officer.find_element(By.CSS_SELECTOR, "form[action$='/review'] button").click()
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))
     banner = officer.find_element(By.CSS_SELECTOR, ".govuk-notification-banner--success")
     assert "recorded" in banner.text
     assert "Latest outcome: appropriate" in officer.find_element(By.ID, "main-content").text
@@ -187,10 +201,10 @@ def test_a_break_glass_use_is_reviewed_with_an_outcome_and_note(officer):
 
 def test_a_review_without_a_note_is_explained_in_an_error_summary(officer):
     officer.get(CONSOLE_URL + "/")
-    officer.find_element(By.ID, "break_glass").send_keys("Break-glass only")
-    officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]").click()
-    officer.find_elements(By.CSS_SELECTOR, "tbody a")[0].click()
-    officer.find_element(By.CSS_SELECTOR, "form[action$='/review'] button").click()
+    Select(officer.find_element(By.ID, "break_glass")).select_by_value("yes")
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]"))
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "#results ~ table tbody a"))
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))
     summary = officer.find_element(By.CSS_SELECTOR, ".govuk-error-summary")
     assert "Enter a note" in summary.text
     assert officer.title.startswith("Error:")
@@ -201,7 +215,7 @@ def test_a_subject_access_report_holds_police_entries_back(officer):
     officer.get(CONSOLE_URL + "/subject-access")
     check(officer, "subject-access")
     officer.find_element(By.ID, "person").send_keys(BREAK_GLASS_SUBJECT)
-    officer.find_element(By.CSS_SELECTOR, "form[action='/subject-access'] button").click()
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action='/subject-access'] button"))
     report = officer.find_element(By.ID, "main-content").text
     assert "Disclosures reported" in report
     assert "Police entries held back" in report
@@ -222,9 +236,11 @@ def test_an_export_is_downloaded(officer):
 def test_the_whole_log_verifies_with_progress_shown(officer):
     officer.get(CONSOLE_URL + "/verify")
     check(officer, "verify")
-    officer.find_element(By.CSS_SELECTOR, "form[action='/verify'] button").click()
-    # The job page refreshes itself (meta refresh) until the verification is done.
-    wait_for(lambda: heading(officer) == "Verification finished", 60, "the verification")
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action='/verify'] button"))
+    # The job page refreshes itself (meta refresh) until the verification is done; the
+    # title is read, not an element, as each refresh replaces the document.
+    wait_for(lambda: officer.title.startswith("Verification finished"), 60,
+             "the verification")
     assert "The log verifies" in officer.page_source
     check(officer, "verify-finished")
 
