@@ -22,8 +22,8 @@ import time
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -115,12 +115,24 @@ def check(driver, name: str):
 
 def follow(driver, element):
     """Clicks a link or a form's button and waits until the next page has replaced
-    this one (so nothing of the old page is read as the new one's)."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    this one (so nothing of the old page is read as the new one's).
+
+    The old document is marked and the wait is for a complete document without the
+    mark. Asking the browser while it is between documents can fail (chromedriver's
+    "Node with given id does not belong to the document", or no document at all):
+    that only means the new page is not there yet, so it is asked again."""
+    driver.execute_script("document.documentElement.dataset.safegateOld = '1'")
     element.click()
-    wait = WebDriverWait(driver, PAGE_LOAD_TIMEOUT)
-    wait.until(staleness_of(old))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, PAGE_LOAD_TIMEOUT).until(new_page_loaded)
+
+
+def new_page_loaded(driver) -> bool:
+    try:
+        return driver.execute_script(
+            "return document.readyState === 'complete'"
+            " && document.documentElement.dataset.safegateOld === undefined")
+    except WebDriverException:
+        return False
 
 
 def heading(driver) -> str:
@@ -128,9 +140,14 @@ def heading(driver) -> str:
 
 
 def wait_for(condition, seconds: float, what: str):
+    """Asks CONDITION until it holds; a question the browser cannot answer while it
+    is between documents (a page refreshing itself) counts as not yet."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except WebDriverException:
+            value = None
         if value:
             return value
         time.sleep(0.2)
