@@ -387,7 +387,25 @@ pub async fn view_charts_get(officer: Officer, State(state): State<Arc<ConsoleSt
 
 #[cfg(test)]
 mod tests {
-    use super::axis_top;
+    use super::*;
+
+    #[test]
+    fn the_alerts_chart_has_a_group_per_rule_and_a_bar_per_state() {
+        let rows = alert_rows(vec![RuleCount {
+            rule_id: "alerts.repeated_refusals".into(),
+            not_closed: 2,
+            closed: 1,
+        }]);
+        assert_eq!(rows.len(), AlertRule::ALL.len(), "every rule, with zeros");
+        let chart = alerts_chart(&rows);
+        assert_eq!(chart.bars.len(), 2 * AlertRule::ALL.len());
+        let labels: Vec<&str> = chart.x_labels.iter().map(|l| l.text.as_str()).collect();
+        assert!(labels.contains(&"Refusals"), "{labels:?}");
+        let y: Vec<&str> = chart.y_labels.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(y, ["0", "1", "2"]);
+        let legend: Vec<&str> = chart.legend.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(legend, ["open or assigned", "closed"]);
+    }
 
     #[test]
     fn the_axis_ends_on_a_round_number_above_the_largest_bar() {
