@@ -245,6 +245,8 @@ def test_work_an_alert(officer):
     assert "refused 5 times" in officer.find_element(By.ID, "why").text
     assert officer.find_element(By.ID, "case-state").text == "open"
     check(officer, "alert-case")
+    officer.execute_script("document.getElementById('history').scrollIntoView()")
+    officer.save_screenshot(str(SCREENSHOTS / "alert-case-forms.png"))
 
     officer.find_element(By.ID, "assignee").send_keys("IG-0001")
     officer.find_element(By.ID, "assign_note").send_keys("Taking this one.")

@@ -131,7 +131,11 @@ fn bars_by_group(
         .iter()
         .flat_map(|(_, values)| values.iter().copied())
         .fold(0.0, f64::max);
-    let top = axis_top(max);
+    // A count's axis ends at 2 or more, so its middle tick is a whole number.
+    let top = match axis_top(max) {
+        top if unit.is_empty() && top < 2.0 => 2.0,
+        top => top,
+    };
     let plot_width = WIDTH - LEFT - 8.0;
     let plot_height = HEIGHT - TOP - BOTTOM;
     let group = plot_width / weeks.len().max(1) as f64;
