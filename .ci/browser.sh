@@ -2,8 +2,8 @@
 # The IG console in a real browser: headless Chromium with its driver (Debian packages),
 # Selenium and axe-core, against `safegate demo` on SQLite and then on PostgreSQL. Signs
 # in with an officer's PKCS#12 certificate, searches, opens an entry, records a
-# break-glass outcome, builds a subject-access report, downloads an export, verifies the
-# log; is refused without a certificate and for a non-IG role; axe-core reports no
+# break-glass outcome, works a privacy alert (raised here by refused queries) to closed,
+# builds a subject-access report, downloads an export, verifies the log; is refused without a certificate and for a non-IG role; axe-core reports no
 # violation on any page. Screenshots go to target/ci-artifacts/screenshots/<backend>/.
 #
 # Usage: .ci/browser.sh SAFEGATE_BINARY VENV_DIR [POSTGRES_SERVER_URL]
@@ -62,10 +62,38 @@ run_backend() {
             --system primary-school --role school_dsl --practitioner DSL-0900 \
             --break-glass --justification "Child disclosed an injury at school this morning" \
             9990000042 >/dev/null
+        # The same school's DSL-0901 asks five times without break-glass and is refused
+        # each time: policies/alerts.toml's repeated_refusals raises the case the alert
+        # test works. The evaluator runs beside the append path, so wait for the alert.
+        for _ in 1 2 3 4 5; do
+            if "$binary" query --addr "127.0.0.1:$grpc" --pki-dir "$data/pki" \
+                --system primary-school --role school_dsl --practitioner DSL-0901 \
+                9990000042 >/dev/null 2>&1; then
+                echo "DSL-0901's query was answered; it must be refused" >&2
+                exit 1
+            fi
+        done
+        local storage=(--data-dir "$data")
+        if [ -n "$database_url" ]; then
+            storage+=(--database-url "$database_url")
+        fi
+        local raised=""
+        for _ in $(seq 1 60); do
+            if "$binary" audit alerts list "${storage[@]}" --rule alerts.repeated_refusals \
+                --practitioner DSL-0901 | grep -q .; then
+                raised=yes
+                break
+            fi
+            sleep 0.5
+        done
+        if [ -z "$raised" ]; then
+            echo "no repeated_refusals alert for DSL-0901 within 30 s" >&2
+            exit 1
+        fi
         rm -rf "target/ci-artifacts/screenshots/$backend"
         CONSOLE_URL="https://localhost:$console" SAFEGATE_PKI="$data/pki" AXE_JS="$axe" \
             SCREENSHOTS="$root/target/ci-artifacts/screenshots/$backend" \
-            BREAK_GLASS_SUBJECT=9990000042 \
+            BREAK_GLASS_SUBJECT=9990000042 ALERT_PRACTITIONER=DSL-0901 \
             "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/browser
     )
 }

@@ -403,6 +403,14 @@ impl Registry {
         self.officers.len()
     }
 
+    /// Whether `practitioner_id` is a registered officer's with the `ig_officer` role
+    /// (someone an alert case may be assigned to).
+    pub fn is_ig_officer(&self, practitioner_id: &str) -> bool {
+        self.officers.values().any(|o| {
+            o.role == crate::domain::Role::IgOfficer && o.practitioner_id == practitioner_id
+        })
+    }
+
     /// Resolves a verified console client certificate (end-entity first) to the officer
     /// it was issued to; UNAUTHENTICATED, quoting its fingerprint, when it names none.
     pub fn identify_officer(&self, chain: &[CertificateDer<'_>]) -> Result<SignedIn, Error> {

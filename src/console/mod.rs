@@ -87,8 +87,7 @@ impl Console {
     }
 }
 
-/// The console's pages. The navigation has a place for the privacy alerts, which join
-/// it when the alerts API exists.
+/// The console's pages.
 fn router(state: Arc<ConsoleState>) -> Router {
     Router::new()
         .route("/", get(views::search::view_search_get))
@@ -103,6 +102,16 @@ fn router(state: Arc<ConsoleState>) -> Router {
             post(views::entry::view_release_post),
         )
         .route("/break-glass", get(views::break_glass::view_queue_get))
+        .route("/alerts", get(views::alerts::view_alerts_get))
+        .route("/alerts/{alert_id}", get(views::alerts::view_alert_get))
+        .route(
+            "/alerts/{alert_id}/assign",
+            post(views::alerts::view_assign_post),
+        )
+        .route(
+            "/alerts/{alert_id}/close",
+            post(views::alerts::view_close_post),
+        )
         .route(
             "/subject-access",
             get(views::subject_access::view_sar_get).post(views::subject_access::view_sar_post),

@@ -18,6 +18,7 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
 pub enum Nav {
     Search,
     BreakGlass,
+    Alerts,
     SubjectAccess,
     Verify,
     Exports,
@@ -66,10 +67,10 @@ impl Layout {
         if self.officer_name.is_empty() {
             return Vec::new();
         }
-        // "Alerts" joins here, after the queue, once the privacy alerts have an API.
         [
             ("/", "Search the log", Nav::Search),
             ("/break-glass", "Break-glass queue", Nav::BreakGlass),
+            ("/alerts", "Privacy alerts", Nav::Alerts),
             ("/subject-access", "Subject access", Nav::SubjectAccess),
             ("/verify", "Verify the log", Nav::Verify),
             ("/exports", "Exports", Nav::Exports),

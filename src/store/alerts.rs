@@ -208,6 +208,50 @@ impl Store {
         row.as_ref().map(alert_from_row).transpose()
     }
 
+    /// How many alerts each rule has raised, as (rule id, not yet closed, closed), by
+    /// rule id; rules that raised none are absent.
+    pub async fn alert_counts(&self) -> Result<Vec<(String, u64, u64)>, Error> {
+        let closed = format!(
+            "EXISTS (SELECT 1 FROM privacy_alert_event e WHERE e.alert_id = a.alert_id \
+             AND e.action = '{}')",
+            CaseAction::Closed.as_str()
+        );
+        let count = |sql: String| async move {
+            let rows = sqlx::query(&sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(database_error)?;
+            rows.iter()
+                .map(|row| {
+                    let rule: String = row.try_get(0).map_err(database_error)?;
+                    let n: i64 = row.try_get(1).map_err(database_error)?;
+                    Ok((rule, u64::try_from(n).map_err(Error::internal)?))
+                })
+                .collect::<Result<Vec<_>, Error>>()
+        };
+        let totals = count(
+            "SELECT a.rule_id, COUNT(*) FROM privacy_alert a GROUP BY a.rule_id \
+             ORDER BY a.rule_id"
+                .to_owned(),
+        )
+        .await?;
+        let closed = count(format!(
+            "SELECT a.rule_id, COUNT(*) FROM privacy_alert a WHERE {closed} \
+             GROUP BY a.rule_id ORDER BY a.rule_id"
+        ))
+        .await?;
+        Ok(totals
+            .into_iter()
+            .map(|(rule, total)| {
+                let done = closed
+                    .iter()
+                    .find(|(r, _)| *r == rule)
+                    .map_or(0, |(_, n)| *n);
+                (rule, total.saturating_sub(done), done)
+            })
+            .collect())
+    }
+
     /// The case steps of `alert_ids`, in step order.
     pub async fn alert_events(&self, alert_ids: &[String]) -> Result<Vec<AlertEvent>, Error> {
         let mut events = Vec::new();

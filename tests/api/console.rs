@@ -10,7 +10,7 @@ use safegate::domain::ledger::audit::LOG_READ_LAWFUL_BASIS;
 use safegate::pki::{CertificateAuthority, Validity};
 
 use crate::helpers::{ConsolePage, TestGateway, eventually, spawn_gateway_with_console};
-use crate::ig_support::{break_glass_query, list, police_query, refusals};
+use crate::ig_support::{break_glass_query, list, police_query, refusals, refused_school_query};
 
 /// Request headers, as (name, value).
 type Headers<'a> = &'a [(&'a str, &'a str)];
@@ -231,6 +231,8 @@ async fn each_page_that_shows_the_log_writes_its_own_entry_as_the_grpc_api_does(
             ("log_read", "console GET /entries/{entry_id}"),
             ("log_read", "console GET /break-glass"),
             ("log_read", "console POST /subject-access"),
+            // The log's statistics, then the privacy alerts' counts by rule.
+            ("log_read", "console GET /charts"),
             ("log_read", "console GET /charts"),
             ("export", "console POST /exports"),
         ]
@@ -238,8 +240,11 @@ async fn each_page_that_shows_the_log_writes_its_own_entry_as_the_grpc_api_does(
     let entry_read = &entries[before].entry;
     assert_eq!(entry_read.released.len(), 1);
     assert_eq!(entry_read.released[0].record_id, break_glass);
+    assert_eq!(entries[before + 4].entry.rule_ids, ["audit.alert_read"]);
+    assert_eq!(charts.body.matches("role=\"img\"").count(), 4);
+    assert!(charts.body.contains("Privacy alerts by rule"));
     // The export streamed its own entry, logged before the first line left.
-    assert!(export.body.contains(&entries[before + 4].entry.entry_id));
+    assert!(export.body.contains(&entries[before + 5].entry.entry_id));
 }
 
 #[tokio::test]
@@ -514,4 +519,324 @@ async fn a_search_by_name_and_date_of_birth_follows_identity_resolution() {
     let bad = post(&gateway, "ig-0001", "/search", &[("person", "Amy Carter")]).await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("href=\"#person\""));
+}
+
+/// Five refused queries by the school's DSL within the hour (policies/alerts.toml's
+/// `repeated_refusals`), evaluated: the one alert they raise.
+async fn refusals_alert(gateway: &TestGateway) -> safegate::domain::alerts::Alert {
+    for _ in 0..5 {
+        refused_school_query(gateway).await;
+    }
+    assert!(
+        gateway.alerts.sync(None).await.expect("evaluation runs"),
+        "this gateway evaluates the rules"
+    );
+    let found = gateway
+        .store()
+        .alerts(&safegate::domain::alerts::AlertFilter {
+            rule_id: Some("alerts.repeated_refusals".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("alerts");
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.into_iter().next().expect("one").1
+}
+
+/// The numbers (open or assigned, closed) of `rule`'s row in the charts' alerts table.
+fn alert_counts(body: &str, rule: &str) -> Vec<u64> {
+    let start = body
+        .find(&format!("({rule})</span></th>"))
+        .unwrap_or_else(|| panic!("a row for {rule}"));
+    let row = &body[start..start + body[start..].find("</tr>").expect("row ends")];
+    row.split("numeric\">")
+        .skip(1)
+        .map(|cell| {
+            cell.split('<')
+                .next()
+                .expect("cell")
+                .parse()
+                .expect("a count")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_alert_raised_by_refusals_is_listed_and_its_case_page_is_a_logged_read() {
+    let gateway = with_case_and_console().await;
+    let alert = refusals_alert(&gateway).await;
+    let case_link = format!("/alerts/{}", alert.alert_id);
+
+    let before = log(&gateway).await.len();
+    let list = get(&gateway, "ig-0001", "/alerts").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    for text in [
+        "Repeated refusals",
+        "DSL-0900 at primary-school",
+        "open",
+        &case_link,
+    ] {
+        assert!(list.body.contains(text), "{text}: {}", list.body);
+    }
+    assert!(list.body.contains("aria-current=\"page\"><strong class=\"govuk-service-navigation__active-fallback\">Privacy alerts"));
+    let entries = log(&gateway).await;
+    assert_eq!(entries.len(), before + 1, "one entry for the page");
+    let read = &entries[before].entry;
+    assert_eq!(read.kind.as_str(), "log_read");
+    assert_eq!(read.rpc, "console GET /alerts");
+    assert_eq!(read.practitioner_id, "IG-0001");
+    assert_eq!(read.rule_ids, ["audit.alert_read"]);
+    assert!(read.released.iter().any(|d| d.record_id == alert.alert_id));
+
+    // The filters: another state or rule lists nothing; a state that is none is named.
+    let closed = get(&gateway, "ig-0001", "/alerts?state=closed").await;
+    assert!(!closed.body.contains(&case_link));
+    assert!(closed.body.contains("No alert matches these filters"));
+    let other_rule = get(
+        &gateway,
+        "ig-0001",
+        "/alerts?state=all&rule=alerts.out_of_hours",
+    )
+    .await;
+    assert!(!other_rule.body.contains(&case_link));
+    let open = get(
+        &gateway,
+        "ig-0001",
+        "/alerts?state=open&rule=alerts.repeated_refusals",
+    )
+    .await;
+    assert!(open.body.contains(&case_link));
+    let bad = get(&gateway, "ig-0001", "/alerts?state=reopened").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("govuk-error-summary"));
+    assert!(bad.body.contains("href=\"#state\""));
+
+    // The case: why, the rule and its version, each entry it rests on; one logged read.
+    let before = log(&gateway).await.len();
+    let case = get(&gateway, "ig-0001", &case_link).await;
+    assert_eq!(case.status, 200, "{}", case.body);
+    assert!(case.body.contains("was refused 5 times"), "{}", case.body);
+    assert!(case.body.contains("alerts.repeated_refusals"));
+    assert!(case.body.contains(&alert.rules_version));
+    assert_eq!(alert.entry_ids.len(), 5);
+    for entry_id in &alert.entry_ids {
+        assert!(
+            case.body.contains(&format!("/entries/{entry_id}")),
+            "{entry_id}"
+        );
+    }
+    assert!(
+        case.body
+            .contains(&format!("/entries/{}", alert.log_entry_id))
+    );
+    let entries = log(&gateway).await;
+    assert_eq!(entries.len(), before + 1);
+    let read = &entries[before].entry;
+    assert_eq!(read.rpc, "console GET /alerts/{alert_id}");
+    let shown: Vec<&str> = read.released.iter().map(|d| d.record_id.as_str()).collect();
+    assert!(shown.contains(&alert.alert_id.as_str()));
+    for entry_id in &alert.entry_ids {
+        assert!(shown.contains(&entry_id.as_str()), "{entry_id}");
+    }
+
+    let missing = get(
+        &gateway,
+        "ig-0001",
+        "/alerts/0190d9a2-1111-7000-8000-000000000001",
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    let not_an_id = get(&gateway, "ig-0001", "/alerts/not-an-id").await;
+    assert_eq!(not_an_id.status, 400);
+    assert!(not_an_id.body.contains("alert_id"));
+}
+
+#[tokio::test]
+async fn an_alert_is_assigned_then_closed_and_bad_input_is_named_with_nothing_stored() {
+    let gateway = with_case_and_console().await;
+    let alert = refusals_alert(&gateway).await;
+    let case_link = format!("/alerts/{}", alert.alert_id);
+    let assign = format!("{case_link}/assign");
+    let close = format!("{case_link}/close");
+    let steps = || gateway.count("privacy_alert_event");
+
+    // Not assignable to someone who is not a registered IG officer.
+    for (assignee, why) in [
+        ("", "Enter the practitioner id"),
+        ("HV-0001", "registered IG officer"),
+    ] {
+        let refused = post(&gateway, "ig-0001", &assign, &[("assignee", assignee)]).await;
+        assert_eq!(refused.status, 400, "{assignee}");
+        assert!(refused.body.contains("href=\"#assignee\""), "{assignee}");
+        assert!(refused.body.contains(why), "{assignee}");
+    }
+    // Not closed before it is assigned.
+    let early = post(
+        &gateway,
+        "ig-0001",
+        &close,
+        &[("outcome", "explained"), ("close_note", "Too early.")],
+    )
+    .await;
+    assert_eq!(early.status, 409);
+    assert!(early.body.contains("href=\"#outcome\""));
+    assert!(
+        early
+            .body
+            .contains("Assign the case to an officer before closing it")
+    );
+    assert_eq!(steps().await, 0, "nothing stored");
+
+    let assigned = post(
+        &gateway,
+        "ig-0001",
+        &assign,
+        &[
+            ("assignee", "IG-0002"),
+            ("assign_note", "Tom knows the school."),
+        ],
+    )
+    .await;
+    assert_eq!(assigned.status, 303, "{}", assigned.body);
+    assert_eq!(
+        assigned.headers["location"],
+        format!("{case_link}?done=assigned").as_str()
+    );
+    assert_eq!(steps().await, 1);
+
+    // A close without a note, or with an outcome that is none, is refused naming the field.
+    let before = log(&gateway).await.len();
+    let no_note = post(&gateway, "ig-0001", &close, &[("outcome", "explained")]).await;
+    assert_eq!(no_note.status, 400);
+    assert!(no_note.body.contains("govuk-error-summary"));
+    assert!(no_note.body.contains("href=\"#close_note\""));
+    assert!(no_note.body.starts_with("<!DOCTYPE html>"));
+    assert!(no_note.body.contains("<title>Error: "));
+    let unknown = post(
+        &gateway,
+        "ig-0001",
+        &close,
+        &[("outcome", "reopened"), ("close_note", "A note.")],
+    )
+    .await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.body.contains("href=\"#outcome\""));
+    assert_eq!(steps().await, 1, "nothing stored");
+    assert!(
+        log(&gateway).await[before..]
+            .iter()
+            .all(|s| s.entry.kind.as_str() != "review"),
+        "no step was recorded"
+    );
+
+    let closed = post(
+        &gateway,
+        "ig-0002",
+        &close,
+        &[
+            ("outcome", "false_positive"),
+            ("close_note", "The DSL was testing the new system."),
+        ],
+    )
+    .await;
+    assert_eq!(closed.status, 303, "{}", closed.body);
+    assert_eq!(steps().await, 2);
+
+    let page = get(&gateway, "ig-0001", &format!("{case_link}?done=closed")).await;
+    for text in [
+        "The case is closed",
+        "Assigned to IG-0002",
+        "Tom knows the school.",
+        "IG-0001 (ig-office)",
+        "False positive",
+        "IG-0002 (ig-office)",
+        "The DSL was testing the new system.",
+    ] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
+    assert!(
+        !page.body.contains(&format!("action=\"{close}\"")),
+        "no form on a closed case"
+    );
+    let reviews: Vec<(String, String, Vec<String>)> = log(&gateway)
+        .await
+        .into_iter()
+        .filter(|s| s.entry.kind.as_str() == "review")
+        .map(|s| (s.entry.practitioner_id, s.entry.rpc, s.entry.rule_ids))
+        .collect();
+    assert_eq!(
+        reviews,
+        [
+            (
+                "IG-0001".to_owned(),
+                "console POST /alerts/{alert_id}/assign".to_owned(),
+                vec!["audit.alert_assign".to_owned()]
+            ),
+            (
+                "IG-0002".to_owned(),
+                "console POST /alerts/{alert_id}/close".to_owned(),
+                vec!["audit.alert_close".to_owned()]
+            ),
+        ]
+    );
+    let listed = get(&gateway, "ig-0001", "/alerts?state=closed").await;
+    assert!(listed.body.contains(&case_link));
+    // The charts count it as closed under its rule.
+    let charts = get(&gateway, "ig-0001", "/charts").await;
+    assert_eq!(
+        alert_counts(&charts.body, "alerts.repeated_refusals"),
+        [0, 1]
+    );
+    assert_eq!(alert_counts(&charts.body, "alerts.out_of_hours"), [0, 0]);
+
+    // A closed case is not closed again, nor reassigned.
+    let again = post(
+        &gateway,
+        "ig-0001",
+        &close,
+        &[("outcome", "breach"), ("close_note", "Second thoughts.")],
+    )
+    .await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("href=\"#outcome\""));
+    assert!(again.body.contains("already closed"));
+    let reassigned = post(&gateway, "ig-0001", &assign, &[("assignee", "IG-0001")]).await;
+    assert_eq!(reassigned.status, 409);
+    assert!(reassigned.body.contains("href=\"#assignee\""));
+    assert_eq!(steps().await, 2, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_practitioner_who_is_not_an_ig_officer_cannot_see_or_work_alerts() {
+    let gateway = with_case_and_console().await;
+    let alert = refusals_alert(&gateway).await;
+    let case_link = format!("/alerts/{}", alert.alert_id);
+    for path in ["/alerts", case_link.as_str()] {
+        let page = get(&gateway, "hv-0001", path).await;
+        assert_eq!(page.status, 403, "{path}");
+        assert!(page.body.contains("audit.ig_officer_only"), "{path}");
+        assert!(!page.body.contains("Repeated refusals"), "{path}");
+        let refusal = log(&gateway).await.last().expect("logged").entry.clone();
+        assert_eq!(refusal.kind.as_str(), "refusal");
+        assert_eq!(refusal.practitioner_id, "HV-0001");
+        assert!(refusal.released.is_empty());
+    }
+    let officer = gateway.pki.officer("hv-0001");
+    let refused = gateway
+        .console(
+            Some(&officer),
+            "POST",
+            &format!("{case_link}/assign"),
+            Some(&[("csrf_token", ""), ("assignee", "HV-0001")]),
+            SAME_ORIGIN,
+        )
+        .await
+        .expect("answered");
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        gateway.count("privacy_alert_event").await,
+        0,
+        "nothing stored"
+    );
 }

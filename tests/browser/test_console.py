@@ -10,6 +10,7 @@ Run by .ci/browser.sh against a running `safegate demo`. Environment:
   SCREENSHOTS   directory for the screenshots
   P12_PASSWORD  the bundles' password
   BREAK_GLASS_SUBJECT  the NHS number a break-glass query was made about
+  ALERT_PRACTITIONER   the practitioner whose refused queries raised a privacy alert
 """
 
 import os
@@ -33,6 +34,7 @@ AXE_JS = pathlib.Path(os.environ["AXE_JS"]).read_text()
 SCREENSHOTS = pathlib.Path(os.environ["SCREENSHOTS"])
 P12_PASSWORD = os.environ.get("P12_PASSWORD", "safegate-demo")
 BREAK_GLASS_SUBJECT = os.environ.get("BREAK_GLASS_SUBJECT", "9990000042")
+ALERT_PRACTITIONER = os.environ.get("ALERT_PRACTITIONER", "DSL-0901")
 AMY_NHS = "999 000 0018"
 OFFICERS_CA_CN = "safegate development IG office CA"
 PAGE_LOAD_TIMEOUT = 30
@@ -228,6 +230,52 @@ def test_a_review_without_a_note_is_explained_in_an_error_summary(officer):
     check(officer, "break-glass-error")
 
 
+def test_work_an_alert(officer):
+    officer.get(CONSOLE_URL + "/alerts")
+    assert heading(officer) == "Privacy alerts"
+    check(officer, "alerts")
+    Select(officer.find_element(By.ID, "state")).select_by_value("open")
+    Select(officer.find_element(By.ID, "rule")).select_by_value("alerts.repeated_refusals")
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action='/alerts'] button"))
+    rows = [r for r in officer.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+            if ALERT_PRACTITIONER in r.text]
+    assert rows, f"no open repeated-refusals alert about {ALERT_PRACTITIONER}"
+    follow(officer, rows[0].find_element(By.TAG_NAME, "a"))
+    assert heading(officer) == "Repeated refusals"
+    assert "refused 5 times" in officer.find_element(By.ID, "why").text
+    assert officer.find_element(By.ID, "case-state").text == "open"
+    check(officer, "alert-case")
+    officer.execute_script("document.getElementById('history').scrollIntoView()")
+    officer.save_screenshot(str(SCREENSHOTS / "alert-case-forms.png"))
+
+    officer.find_element(By.ID, "assignee").send_keys("IG-0001")
+    officer.find_element(By.ID, "assign_note").send_keys("Taking this one.")
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action$='/assign'] button"))
+    banner = officer.find_element(By.CSS_SELECTOR, ".govuk-notification-banner--success")
+    assert "assignment is recorded" in banner.text
+    assert officer.find_element(By.ID, "case-state").text == "assigned"
+
+    # Without a note the close is refused, naming the field.
+    officer.find_element(By.ID, "outcome-false_positive").click()
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action$='/close'] button"))
+    summary = officer.find_element(By.CSS_SELECTOR, ".govuk-error-summary")
+    assert "Enter a note" in summary.text
+    assert officer.title.startswith("Error:")
+    check(officer, "alert-case-error")
+
+    officer.find_element(By.ID, "close_note").send_keys(
+        "The DSL was trying the new system with a test pupil; no data was shown.")
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action$='/close'] button"))
+    banner = officer.find_element(By.CSS_SELECTOR, ".govuk-notification-banner--success")
+    assert "case is closed" in banner.text
+    assert officer.find_element(By.ID, "case-state").text == "closed"
+    history = officer.find_element(By.ID, "history").text
+    assert "Assigned to IG-0001" in history
+    assert "False positive" in history
+    assert not officer.find_elements(By.CSS_SELECTOR, "form[action$='/close']")
+    check(officer, "alert-closed")
+
+
 def test_a_subject_access_report_holds_police_entries_back(officer):
     officer.get(CONSOLE_URL + "/subject-access")
     check(officer, "subject-access")
@@ -266,9 +314,12 @@ def test_charts_have_text_alternatives(officer):
     officer.get(CONSOLE_URL + "/charts")
     assert heading(officer) == "Charts"
     charts = officer.find_elements(By.CSS_SELECTOR, "svg[role=img]")
-    assert len(charts) == 3
+    assert len(charts) == 4
     for chart in charts:
         assert chart.find_element(By.TAG_NAME, "title").get_attribute("textContent")
     captions = [c.text for c in officer.find_elements(By.CSS_SELECTOR, "caption")]
     assert "Disclosures and refusals per agency per week" in captions
+    assert "Privacy alerts by rule" in captions
     check(officer, "charts")
+    officer.execute_script("document.getElementById('alerts-heading').scrollIntoView()")
+    officer.save_screenshot(str(SCREENSHOTS / "charts-alerts.png"))

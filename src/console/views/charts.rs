@@ -1,6 +1,7 @@
 //! Charts where officers would rather look than read: disclosures and refusals per
-//! agency per week, and the break-glass rate, drawn here as SVG (no script), each with
-//! a title and description for assistive technology and a table with the same numbers.
+//! agency per week, the break-glass rate, and the privacy alerts by rule, drawn here as
+//! SVG (no script), each with a title and description for assistive technology and a
+//! table with the same numbers.
 
 use std::sync::Arc;
 
@@ -12,6 +13,9 @@ use axum::response::Response;
 use crate::console::ConsoleState;
 use crate::console::officer::Officer;
 use crate::console::page::{Layout, Nav, render};
+use crate::console::views::alerts::{rule_label, rule_words};
+use crate::domain::alerts::cases::RuleCount;
+use crate::domain::alerts::{AlertRule, Cases};
 use crate::domain::ledger::statistics::Statistics;
 
 /// Weeks the charts cover.
@@ -67,6 +71,8 @@ pub struct ChartsPage {
     pub table: Vec<Vec<(u64, u64)>>,
     /// Per week: (queries, break-glass, rate in words).
     pub rates: Vec<(u64, u64, String)>,
+    /// Per rule: its privacy alerts.
+    pub alerts: Vec<AlertCountRow>,
 }
 
 fn number(value: f64) -> String {
@@ -96,11 +102,40 @@ fn grouped(
     weeks: &[String],
     unit: &str,
 ) -> Chart {
+    let labels: Vec<String> = weeks
+        .iter()
+        .enumerate()
+        .map(|(w, week)| {
+            // Every other week is labelled, by its month and day.
+            if w % 2 == 0 {
+                week.get(5..).unwrap_or(week).to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .collect();
+    bars_by_group(id, title, description, series, &labels, unit)
+}
+
+/// Grouped bars: one group per label (an empty label is not drawn), one bar per series.
+fn bars_by_group(
+    id: &'static str,
+    title: String,
+    description: String,
+    series: &[(String, Vec<f64>)],
+    groups: &[String],
+    unit: &str,
+) -> Chart {
+    let weeks = groups;
     let max = series
         .iter()
         .flat_map(|(_, values)| values.iter().copied())
         .fold(0.0, f64::max);
-    let top = axis_top(max);
+    // A count's axis ends at 2 or more, so its middle tick is a whole number.
+    let top = match axis_top(max) {
+        top if unit.is_empty() && top < 2.0 => 2.0,
+        top => top,
+    };
     let plot_width = WIDTH - LEFT - 8.0;
     let plot_height = HEIGHT - TOP - BOTTOM;
     let group = plot_width / weeks.len().max(1) as f64;
@@ -126,11 +161,11 @@ fn grouped(
     let x_labels = weeks
         .iter()
         .enumerate()
-        .filter(|(w, _)| w % 2 == 0)
-        .map(|(w, week)| Label {
+        .filter(|(_, label)| !label.is_empty())
+        .map(|(w, label)| Label {
             x: number(LEFT + w as f64 * group + group / 2.0),
             y: number(base + 18.0),
-            text: week.get(5..).unwrap_or(week).to_owned(),
+            text: label.clone(),
         })
         .collect();
     let ticks = [0.0, 0.5, 1.0];
@@ -139,7 +174,11 @@ fn grouped(
         .map(|t| Label {
             x: number(LEFT - 6.0),
             y: number(base - t * plot_height + 4.0),
-            text: format!("{}{unit}", (t * top).round()),
+            // Whole numbers as such; a half of a small top (0.5 of 1) is not rounded up.
+            text: match t * top {
+                v if v.fract() == 0.0 => format!("{v:.0}{unit}"),
+                v => format!("{v:.1}{unit}"),
+            },
         })
         .collect();
     let gridlines = ticks
@@ -226,11 +265,84 @@ fn charts(statistics: &Statistics) -> Vec<Chart> {
     ]
 }
 
+/// Alerts by rule, not yet closed and closed, every rule of the gateway's a group.
+fn alerts_chart(counts: &[AlertCountRow]) -> Chart {
+    let labels: Vec<String> = counts.iter().map(|c| rule_label(&c.rule_id)).collect();
+    let series = [
+        (
+            "open or assigned".to_owned(),
+            counts.iter().map(|c| c.not_closed as f64).collect(),
+        ),
+        (
+            "closed".to_owned(),
+            counts.iter().map(|c| c.closed as f64).collect(),
+        ),
+    ];
+    bars_by_group(
+        "alerts",
+        "Privacy alerts by rule".into(),
+        format!(
+            "Bar chart of the privacy alerts each of the {} rules has raised, open or assigned \
+             and closed, since the log began. The table below gives each number.",
+            counts.len()
+        ),
+        &series,
+        &labels,
+        "",
+    )
+}
+
+/// One rule's alerts, for the chart and its table.
+pub struct AlertCountRow {
+    pub rule_id: String,
+    pub rule: String,
+    pub not_closed: u64,
+    pub closed: u64,
+}
+
+/// Every rule's counts, in the rules' order (a rule that raised none has zeros), then
+/// any rule the log holds alerts of that this gateway no longer has.
+fn alert_rows(counts: Vec<RuleCount>) -> Vec<AlertCountRow> {
+    let row = |c: &RuleCount| AlertCountRow {
+        rule_id: c.rule_id.clone(),
+        rule: rule_words(&c.rule_id),
+        not_closed: c.not_closed,
+        closed: c.closed,
+    };
+    let mut rows: Vec<AlertCountRow> = AlertRule::ALL
+        .iter()
+        .map(|rule| {
+            counts
+                .iter()
+                .find(|c| c.rule_id == rule.as_str())
+                .map(row)
+                .unwrap_or_else(|| AlertCountRow {
+                    rule_id: rule.as_str().to_owned(),
+                    rule: rule_words(rule.as_str()),
+                    not_closed: 0,
+                    closed: 0,
+                })
+        })
+        .collect();
+    rows.extend(
+        counts
+            .iter()
+            .filter(|c| AlertRule::parse(&c.rule_id).is_none())
+            .map(row),
+    );
+    rows
+}
+
 /// The charts; the counts are a read of the log, logged before they are shown.
 pub async fn view_charts_get(officer: Officer, State(state): State<Arc<ConsoleState>>) -> Response {
     officer
         .answer(&state, Nav::Charts, async {
             let statistics = state.ledger.statistics(officer.read(), WEEKS).await?;
+            let alerts = alert_rows(
+                Cases::new(state.ledger.clone())
+                    .counts(officer.read())
+                    .await?,
+            );
             let table = (0..statistics.weeks.len())
                 .map(|w| {
                     statistics
@@ -257,7 +369,12 @@ pub async fn view_charts_get(officer: Officer, State(state): State<Arc<ConsoleSt
                 StatusCode::OK,
                 &ChartsPage {
                     layout: officer.layout(&state, "Charts", Nav::Charts),
-                    charts: charts(&statistics),
+                    charts: {
+                        let mut all = charts(&statistics);
+                        all.push(alerts_chart(&alerts));
+                        all
+                    },
+                    alerts,
                     agencies: statistics
                         .agencies
                         .iter()
@@ -274,7 +391,25 @@ pub async fn view_charts_get(officer: Officer, State(state): State<Arc<ConsoleSt
 
 #[cfg(test)]
 mod tests {
-    use super::axis_top;
+    use super::*;
+
+    #[test]
+    fn the_alerts_chart_has_a_group_per_rule_and_a_bar_per_state() {
+        let rows = alert_rows(vec![RuleCount {
+            rule_id: "alerts.repeated_refusals".into(),
+            not_closed: 2,
+            closed: 1,
+        }]);
+        assert_eq!(rows.len(), AlertRule::ALL.len(), "every rule, with zeros");
+        let chart = alerts_chart(&rows);
+        assert_eq!(chart.bars.len(), 2 * AlertRule::ALL.len());
+        let labels: Vec<&str> = chart.x_labels.iter().map(|l| l.text.as_str()).collect();
+        assert!(labels.contains(&"Refusals"), "{labels:?}");
+        let y: Vec<&str> = chart.y_labels.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(y, ["0", "1", "2"]);
+        let legend: Vec<&str> = chart.legend.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(legend, ["open or assigned", "closed"]);
+    }
 
     #[test]
     fn the_axis_ends_on_a_round_number_above_the_largest_bar() {

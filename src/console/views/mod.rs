@@ -1,5 +1,6 @@
 //! One module per screen; handlers are named `view_<page>_get` / `_post`.
 
+pub mod alerts;
 pub mod break_glass;
 pub mod charts;
 pub mod entry;

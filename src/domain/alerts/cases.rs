@@ -95,6 +95,15 @@ impl AlertCase {
     }
 }
 
+/// How many alerts one rule has raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCount {
+    pub rule_id: String,
+    /// Open or assigned.
+    pub not_closed: u64,
+    pub closed: u64,
+}
+
 /// An alert case with the log entries it rests on.
 #[derive(Debug, Clone)]
 pub struct AlertDetail {
@@ -225,6 +234,41 @@ impl Cases {
         read.released = cases.iter().map(|c| alert_record(c, READ_RULE)).collect();
         self.ledger.append(read).await?;
         Ok(cases)
+    }
+
+    /// How many alerts each rule has raised, not yet closed and closed (a rule that
+    /// raised none is absent); `read` is written, with the counts in its reason (no
+    /// alert is named), before they are returned.
+    pub async fn counts(&self, mut read: Entry) -> Result<Vec<RuleCount>, Error> {
+        authorised(&read)?;
+        let counts: Vec<RuleCount> = self
+            .ledger
+            .store()
+            .alert_counts()
+            .await?
+            .into_iter()
+            .map(|(rule_id, not_closed, closed)| RuleCount {
+                rule_id,
+                not_closed,
+                closed,
+            })
+            .collect();
+        read.kind = EntryKind::LogRead;
+        read.decision = Decision::Released;
+        read.rule_ids = vec![READ_RULE.into()];
+        read.reason = format!(
+            "privacy alert counts by rule: {}",
+            counts
+                .iter()
+                .map(|c| format!(
+                    "{} {} not closed, {} closed",
+                    c.rule_id, c.not_closed, c.closed
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        self.ledger.append(read).await?;
+        Ok(counts)
     }
 
     /// One case with the log entries it rests on; `read` is written, naming the alert
