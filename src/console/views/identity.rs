@@ -40,6 +40,14 @@ fn percent(probability: Option<f64>) -> String {
         .unwrap_or_else(|| "not scored".into())
 }
 
+/// An agency as the pages name it.
+fn agency_words(agency: &str) -> String {
+    match agency {
+        "childrens_services" => "Children's Services".into(),
+        other => other.replace('_', " "),
+    }
+}
+
 /// One agency's published person details, in words.
 pub struct RecordView {
     pub agency: String,
@@ -63,7 +71,7 @@ fn identifier(identifier: &Identifier) -> (String, String) {
             namespace,
             value,
         } => (
-            format!("{} local id ({namespace})", agency.replace('_', " ")),
+            format!("{} local id ({namespace})", agency_words(agency)),
             value.clone(),
         ),
     }
@@ -86,7 +94,7 @@ fn records(card: &IdentityCard) -> Vec<RecordView> {
                 address = d.address.clone();
             }
             RecordView {
-                agency: record.agency.as_str().replace('_', " "),
+                agency: agency_words(record.agency.as_str()),
                 system_id: record.system_id.clone(),
                 name: name.trim().to_owned(),
                 other_names: d
@@ -130,7 +138,7 @@ fn agencies(card: &IdentityCard) -> String {
     let mut names: Vec<String> = card
         .records
         .iter()
-        .map(|r| r.agency.as_str().replace('_', " "))
+        .map(|r| agency_words(r.agency.as_str()))
         .collect();
     names.dedup();
     if names.is_empty() {
@@ -250,7 +258,7 @@ async fn task_page(
         state: view.task.state.as_str().to_owned(),
         raised_at: display_time(&view.task.raised_at),
         probability: percent(view.task.probability),
-        rules_version: view.task.rules_version.clone(),
+        rules_version: view.task.rules_version.chars().take(12).collect(),
         reasons: view.task.reasons.clone(),
         explanation: view.explanation.clone(),
         person: records(&view.person),
