@@ -293,21 +293,23 @@ pub struct DecisionForm {
     pub note: String,
 }
 
-/// The steward's note refused by the domain, as the form's field error; other errors
-/// are the page's.
-fn note_error(error: Error, field: &'static str, words: &str) -> Result<FieldError, Error> {
+/// The steward's note refused by the domain, as the form's field error (`empty` when
+/// none was given, else what the domain requires of the `label`); other errors are the
+/// page's.
+fn note_error(
+    error: Error,
+    field: &'static str,
+    label: &str,
+    given: &str,
+    empty: &str,
+) -> Result<FieldError, Error> {
     match error {
         Error::InvalidArgument(violations) if violations.iter().all(|v| v.field == "note") => {
-            Ok(FieldError {
-                field,
-                message: format!(
-                    "Enter {words}: it {}",
-                    violations
-                        .first()
-                        .map(|v| v.description.as_str())
-                        .unwrap_or("must be set")
-                ),
-            })
+            let message = match violations.first() {
+                Some(v) if !given.trim().is_empty() => format!("{label} {}", v.description),
+                _ => empty.to_owned(),
+            };
+            Ok(FieldError { field, message })
         }
         other => Err(other),
     }
@@ -354,7 +356,9 @@ pub async fn view_decision_post(
                 Some(Err(error)) => vec![note_error(
                     error,
                     "note",
-                    "a note saying why you decided this",
+                    "The note",
+                    &form.note,
+                    "Enter a note saying why you decided this",
                 )?],
                 None => {
                     let mut errors = vec![FieldError {
@@ -522,7 +526,13 @@ pub async fn view_split_post(
                     )
                         .into_response());
                 }
-                Err(error) => note_error(error, "reason", "the reason the link is wrong")?,
+                Err(error) => note_error(
+                    error,
+                    "reason",
+                    "The reason",
+                    &form.reason,
+                    "Enter the reason the link is wrong",
+                )?,
             };
             let mut page = links_page(&state, &officer).await?;
             page.layout.title = format!("Error: {}", page.layout.title);
