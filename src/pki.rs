@@ -24,8 +24,9 @@ pub const DEMO_SYSTEMS: &[&str] = &[
 ];
 
 /// The demo officers of the registry (`[[officer]]`), by their certificate's file stem
-/// and SAN URI suffix: two IG officers and a health visitor (who may not use the console).
-pub const DEMO_OFFICERS: &[&str] = &["ig-0001", "ig-0002", "hv-0001"];
+/// and SAN URI suffix: two IG officers, the MASH's identity steward and a health visitor
+/// (who may not use the console).
+pub const DEMO_OFFICERS: &[&str] = &["ig-0001", "ig-0002", "mash-0001", "hv-0001"];
 
 /// The password of the demo officers' PKCS#12 bundles (`officer-<id>.p12`).
 pub const DEMO_P12_PASSWORD: &str = "safegate-demo";

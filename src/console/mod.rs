@@ -1,4 +1,5 @@
-//! The information-governance officers' web console: the disclosure log in a browser.
+//! The information-governance officers' web console: the disclosure log in a browser,
+//! and the identity steward's review tasks and identity links (each role its own pages).
 //!
 //! Served over HTTPS on its own listen address (`console_listen_addr`), by its own
 //! rustls accept loop that asks for a client certificate optionally and hands it to the
@@ -126,6 +127,21 @@ fn router(state: Arc<ConsoleState>) -> Router {
             get(views::exports::view_exports_get).post(views::exports::view_exports_post),
         )
         .route("/charts", get(views::charts::view_charts_get))
+        // The identity steward's pages.
+        .route("/identity/tasks", get(views::identity::view_tasks_get))
+        .route(
+            "/identity/tasks/{task_id}",
+            get(views::identity::view_task_get),
+        )
+        .route(
+            "/identity/tasks/{task_id}/decision",
+            post(views::identity::view_decision_post),
+        )
+        .route("/identity/links", get(views::identity::view_links_get))
+        .route(
+            "/identity/links/{link_id}/split",
+            post(views::identity::view_split_post),
+        )
         .route(assets::GOVUK_CSS_PATH, get(assets::govuk_css))
         .route(assets::CONSOLE_CSS_PATH, get(assets::console_css))
         .fallback(page::not_found)

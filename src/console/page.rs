@@ -23,6 +23,9 @@ pub enum Nav {
     Verify,
     Exports,
     Charts,
+    /// The identity steward's pages.
+    IdentityTasks,
+    IdentityLinks,
     /// A page outside the navigation (e.g. a refusal).
     None,
 }
@@ -44,6 +47,8 @@ pub struct Layout {
     pub officer_name: String,
     pub practitioner_id: String,
     pub csrf_token: String,
+    /// Whether the officer signed in is an identity steward (their own navigation).
+    pub steward: bool,
     pub govuk_css: &'static str,
     pub console_css: &'static str,
 }
@@ -57,6 +62,7 @@ impl Layout {
             officer_name: String::new(),
             practitioner_id: String::new(),
             csrf_token: String::new(),
+            steward: false,
             govuk_css: assets::GOVUK_CSS_PATH,
             console_css: assets::CONSOLE_CSS_PATH,
         }
@@ -66,6 +72,20 @@ impl Layout {
     pub fn nav_items(&self) -> Vec<NavItem> {
         if self.officer_name.is_empty() {
             return Vec::new();
+        }
+        if self.steward {
+            // An identity steward sees the steward's pages only.
+            return [
+                ("/identity/tasks", "Review tasks", Nav::IdentityTasks),
+                ("/identity/links", "Identity links", Nav::IdentityLinks),
+            ]
+            .into_iter()
+            .map(|(href, label, nav)| NavItem {
+                href,
+                label,
+                current: nav == self.nav,
+            })
+            .collect();
         }
         [
             ("/", "Search the log", Nav::Search),

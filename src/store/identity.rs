@@ -869,6 +869,32 @@ impl Store {
             .map_err(database_error)
     }
 
+    /// The newest identity links (automatic and steward, active and split), newest
+    /// first, at most `limit`.
+    pub async fn recent_identity_links(&self, limit: u32) -> Result<Vec<IdentityLink>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
+        let sql = format!(
+            "SELECT {DECISION_COLUMNS} FROM identity_decision WHERE kind IN ($1, $2) \
+             ORDER BY seq DESC LIMIT {limit}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(AUTO_LINK)
+            .bind(CONFIRMED)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(database_error)?;
+        let mut links = Vec::with_capacity(rows.len());
+        for row in rows {
+            let row = decision_row(&row).map_err(database_error)?;
+            links.push(
+                identity_link(&mut conn, row)
+                    .await
+                    .map_err(database_error)?,
+            );
+        }
+        Ok(links)
+    }
+
     /// Whether this process committed identity decisions since the last call: their log
     /// entries are written then, without looking for pending ones after every publish.
     pub fn take_identity_pending(&self) -> bool {

@@ -13,6 +13,7 @@ mod break_glass_review;
 mod case;
 mod configuration;
 mod console;
+mod console_steward;
 mod contact;
 mod durability;
 mod health;

@@ -5,6 +5,7 @@ pub mod break_glass;
 pub mod charts;
 pub mod entry;
 pub mod exports;
+pub mod identity;
 pub mod search;
 pub mod subject_access;
 pub mod verify;

@@ -228,6 +228,60 @@ impl Steward {
         Ok((views, entry_id))
     }
 
+    /// One review task (open or closed) with both sides' identity details, logged as
+    /// [`Steward::tasks`] logs its view before it is returned.
+    pub async fn task(&self, call: StewardCall, task_id: &str) -> Result<TaskView, Error> {
+        let actor = steward(&call)?;
+        let task_id = required("task_id", task_id)?;
+        let task = self
+            .store
+            .review_task(task_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                field: "task_id".into(),
+                reason: "no review task has this id".into(),
+            })?;
+        let view = self.view(task).await?;
+        let mut entry = view_entry(call.entry, &actor);
+        for card in [&view.person, &view.candidate] {
+            entry.released.extend(card_disclosed(card));
+        }
+        entry.subject_person_id = view.person.person_id.clone();
+        entry.linked_person_ids = vec![view.candidate.person_id.clone()];
+        entry.reason = format!("identity steward viewed review task {}", view.task.task_id);
+        self.ledger.append(entry).await?;
+        Ok(view)
+    }
+
+    /// The newest identity links of anyone (at most `limit`), each with the one agency
+    /// record on either side; the view is logged before it is returned.
+    pub async fn recent_links(
+        &self,
+        call: StewardCall,
+        limit: u32,
+    ) -> Result<Vec<(IdentityLink, IdentityCard, IdentityCard)>, Error> {
+        let actor = steward(&call)?;
+        let mut shown = Vec::new();
+        for link in self.store.recent_identity_links(limit).await? {
+            let person = self.store.record_card(&link.person_id).await?;
+            let other = self.store.record_card(&link.other_person_id).await?;
+            shown.push((link, person, other));
+        }
+        let mut entry = view_entry(call.entry, &actor);
+        for (link, person, other) in &shown {
+            entry.released.extend(card_disclosed(person));
+            entry.released.extend(card_disclosed(other));
+            entry.identity_links.push(link.used());
+        }
+        entry.linked_person_ids = shown
+            .iter()
+            .flat_map(|(link, _, _)| [link.person_id.clone(), link.other_person_id.clone()])
+            .collect();
+        entry.reason = format!("identity steward listed {} identity links", shown.len());
+        self.ledger.append(entry).await?;
+        Ok(shown)
+    }
+
     async fn view(&self, task: ReviewTask) -> Result<TaskView, Error> {
         // The record that raised the task, and the rest of the candidate's person (once
         // confirmed, the two are one person: each side still shows its own records).
