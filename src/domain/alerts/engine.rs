@@ -383,9 +383,13 @@ fn refusals(
         return;
     }
     let run: Vec<(i64, String)> = state.refusals.drain(..).collect();
-    let minutes = (at - run[0].0).div_euclid(60);
+    let span = match (at - run[0].0).div_euclid(60) {
+        0 => "under a minute".to_owned(),
+        1 => "1 minute".to_owned(),
+        minutes => format!("{minutes} minutes"),
+    };
     let what = format!(
-        "Practitioner {} of system {} was refused {} times in {minutes} minutes (at most {} \
+        "Practitioner {} of system {} was refused {} times in {span} (at most {} \
          within {} minutes is ordinary)",
         entry.practitioner_id,
         entry.system_id,

@@ -190,6 +190,27 @@ fn repeated_refusals_within_the_window_fire_and_scattered_ones_do_not() {
 }
 
 #[test]
+fn a_burst_of_refusals_is_said_to_be_under_a_minute() {
+    let mut feed = Feed::new();
+    for _ in 0..5 {
+        feed.push(&refusal(
+            utc(2025, 1, 13, 11, 0),
+            "DSL-0901",
+            "query.no_legitimate_relationship",
+        ));
+    }
+    let found = feed.of(AlertRule::RepeatedRefusals);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0]
+            .summary
+            .contains("refused 5 times in under a minute"),
+        "{}",
+        found[0].summary
+    );
+}
+
+#[test]
 fn out_of_hours_follows_uk_local_time_with_summer_time() {
     let mut feed = Feed::new();
     // 06:30 UTC in July is 07:30 BST: in hours. 06:30 UTC in January is 06:30 GMT: out.
