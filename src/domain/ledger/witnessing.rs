@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 
+use crate::domain::ledger::bound::BoundTable;
 use crate::domain::ledger::merkle::{self, Hash};
 use crate::domain::ledger::note::{self, Note, SignatureLine, Vkey};
 use crate::domain::ledger::verify::Mismatch;
@@ -598,12 +599,14 @@ pub async fn check_witnessed(
 
 /// Verifies the log in `store` against its checkpoints with `public_key` and then, with a
 /// policy, against what the witnesses hold (`origin`: the log's name where its latest
-/// checkpoint predates witnessing).
+/// checkpoint predates witnessing), and the tables beside the log against their entries:
+/// the ledger's own and `bound`, those other rooms keep.
 pub async fn verify_witnessed(
     store: &Store,
     public_key: &[u8],
     policy: Option<&WitnessPolicy>,
     origin: &str,
+    bound: &[Arc<dyn BoundTable>],
 ) -> Result<
     (
         Result<crate::domain::ledger::verify::Verified, Mismatch>,
@@ -617,6 +620,7 @@ pub async fn verify_witnessed(
         public_key,
         policy,
         origin,
+        bound,
         &mut crate::domain::progress::unwatched,
     )
     .await
@@ -628,6 +632,7 @@ pub async fn verify_witnessed_reporting(
     public_key: &[u8],
     policy: Option<&WitnessPolicy>,
     origin: &str,
+    bound: &[Arc<dyn BoundTable>],
     progress: crate::domain::progress::OnProgress<'_>,
 ) -> Result<
     (
@@ -638,7 +643,8 @@ pub async fn verify_witnessed_reporting(
     Error,
 > {
     let (outcome, checkpoint) =
-        crate::domain::ledger::audit::verify_store_reporting(store, public_key, progress).await?;
+        crate::domain::ledger::audit::verify_store_reporting(store, public_key, bound, progress)
+            .await?;
     let (Ok(done), Some(policy)) = (&outcome, policy) else {
         return Ok((outcome, checkpoint, None));
     };
