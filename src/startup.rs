@@ -42,7 +42,7 @@ use crate::domain::ledger::bound::BoundTable;
 use crate::domain::ledger::rotation::rotate;
 use crate::domain::ledger::witnessing::{Cosigner, WitnessHealth, WitnessPolicy};
 use crate::domain::ledger::{CheckpointSigner, Ledger};
-use crate::domain::notify::{Deliveries, IgSystems};
+use crate::domain::notify::{Deliveries, IgSystems, WitnessLagNotices};
 use crate::domain::policy::PolicyHolder;
 use crate::domain::query::Queries;
 use crate::domain::records::Records;
@@ -163,8 +163,11 @@ impl Application {
                         path.display()
                     )
                 })?);
-                let health =
-                    Cosigner::start(store.clone(), Arc::clone(&policy), Arc::clone(&ig_systems));
+                let alarm = Arc::new(WitnessLagNotices {
+                    store: store.clone(),
+                    ig_systems: Arc::clone(&ig_systems),
+                });
+                let health = Cosigner::start(store.clone(), Arc::clone(&policy), alarm);
                 (ledger.with_witnesses(policy), Some(health))
             }
             None => (ledger, None),

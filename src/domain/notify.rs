@@ -15,7 +15,7 @@ use crate::domain::records::facts::{
 };
 use crate::domain::records::{Category, ChangeKind, Fact};
 use crate::domain::{Agency, Purpose, Role};
-use crate::store::FactAbout;
+use crate::store::{FactAbout, Store};
 
 /// The information-governance systems told of every break-glass access and of witness
 /// lag: the registry's `ig_officer` systems, replaced when the registry is reloaded.
@@ -99,6 +99,19 @@ pub struct Notice {
     /// For a contact notice: the request it is about.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub contact_request_id: String,
+}
+
+impl Notice {
+    /// The notice as the outbox keeps it, to be committed with what raised it.
+    pub fn row(&self) -> Result<crate::domain::ledger::review::NoticeRow, crate::error::Error> {
+        Ok(crate::domain::ledger::review::NoticeRow {
+            notice_id: self.notice_id.clone(),
+            recipient_system: self.recipient_system.clone(),
+            rule: self.rule.as_str(),
+            payload: serde_json::to_string(self).map_err(crate::error::Error::internal)?,
+            created_at: self.created_at.clone(),
+        })
+    }
 }
 
 /// The fact that was just stored, as the planner sees it.
@@ -598,6 +611,35 @@ pub fn witness_lag(
             contact_request_id: String::new(),
         })
         .collect()
+}
+
+/// Tells the IG systems by notice when witnessing lags (the ledger's [`LagAlarm`]).
+///
+/// [`LagAlarm`]: crate::domain::ledger::witnessing::LagAlarm
+pub struct WitnessLagNotices {
+    pub store: Store,
+    pub ig_systems: std::sync::Arc<IgSystems>,
+}
+
+impl crate::domain::ledger::witnessing::LagAlarm for WitnessLagNotices {
+    fn lagging(
+        &self,
+        lag: crate::domain::ledger::witnessing::WitnessLag,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let notices = witness_lag(
+                &self.ig_systems.current(),
+                lag.log_size,
+                lag.quorum_size,
+                lag.lag_secs,
+                &lag.behind,
+            );
+            let trigger = format!("witness-lag-{}", crate::domain::ledger::now());
+            if let Err(error) = self.store.add_notices(&trigger, &notices).await {
+                tracing::error!(%error, "the witness-lag notice to the IG office could not be stored");
+            }
+        })
+    }
 }
 
 /// A notice to each IG system that a privacy alert was raised: the rule and its words,
