@@ -2,18 +2,19 @@
 //! what each recipient's role may see of it. Planning is pure: the store gathers the
 //! people around the triggering fact and writes the notices in the same transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ledger::now;
 use crate::domain::policy::{Level, Policy};
-use crate::domain::query::{FactView, Shown, indicator};
 use crate::domain::records::facts::{
     CourtOrder, HealthRole, LegalStatusType, LinkType, LookedAfterBasis, PlacementType,
     PoliceEventType,
 };
 use crate::domain::records::{Category, ChangeKind, Fact};
+pub use crate::domain::shown::Surroundings;
+use crate::domain::shown::{FactView, Shown, indicator, naming};
 use crate::domain::{Agency, Purpose, Role};
 use crate::store::{FactAbout, Store};
 
@@ -121,9 +122,6 @@ pub struct Trigger {
     pub change: ChangeKind,
 }
 
-/// Current facts naming the trigger's persons and everyone one link from them.
-pub type Surroundings = HashMap<String, crate::store::Facts>;
-
 /// Who receives a notice and as which role.
 type Recipient = (String, Role);
 
@@ -139,11 +137,6 @@ fn current(about: &FactAbout) -> bool {
         Fact::LegalStatus(f) => open(&f.end),
         _ => true,
     }
-}
-
-/// Every fact in `world` naming `person`, ended or not.
-pub(crate) fn naming<'a>(world: &'a Surroundings, person: &str) -> &'a [FactAbout] {
-    world.get(person).map_or(&[], |facts| &facts[..])
 }
 
 fn facts<'a>(world: &'a Surroundings, person: &str) -> impl Iterator<Item = &'a FactAbout> {
