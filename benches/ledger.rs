@@ -477,7 +477,7 @@ async fn appends(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
         .await
         .context("opening the store")?;
     store.migrate().await.context("migrating")?;
-    let ledger = Ledger::start(store.clone(), signer);
+    let ledger = Ledger::start(store.clone(), signer, safegate::startup::bound_tables());
     let sqlite = database.is_sqlite();
     let pool = common::plain_pool(&database.url(), sqlite, c as u32).await?;
     pool.execute(PLAIN_TABLE)
@@ -585,7 +585,7 @@ async fn appends(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
         logged == expected && plain_rows == expected,
         "stored {logged} log entries and {plain_rows} plain rows, expected {expected} of each"
     );
-    let (verified, _) = verify_store(&store, ledger.public_key()).await?;
+    let (verified, _) = verify_store(&store, ledger.public_key(), ledger.bound_tables()).await?;
     let verified = verified.map_err(|m| anyhow::anyhow!("the benchmark's log fails: {m}"))?;
     ensure!(
         verified.entries == expected as u64,
@@ -796,7 +796,8 @@ async fn verify(settings: &Settings, work: &Path, database: &BenchDatabase) -> R
 
     // 1. In-process verify_store: recomputes everything against the signed checkpoint.
     let one = Instant::now();
-    let (outcome, _) = verify_store(&store, &public_key).await?;
+    let (outcome, _) =
+        verify_store(&store, &public_key, &safegate::startup::bound_tables()).await?;
     let in_process = one.elapsed();
     let verified = outcome.map_err(|m| anyhow::anyhow!("the built log fails verification: {m}"))?;
     ensure!(

@@ -38,13 +38,14 @@ use crate::domain::alerts::{AlertEvaluator, AlertRules, Cases};
 use crate::domain::contact::{ContactRules, Contacts};
 use crate::domain::identity::steward::log_pending;
 use crate::domain::identity::{MatchRules, Steward};
+use crate::domain::ledger::bound::BoundTable;
 use crate::domain::ledger::rotation::rotate;
 use crate::domain::ledger::witnessing::{Cosigner, WitnessHealth, WitnessPolicy};
 use crate::domain::ledger::{CheckpointSigner, Ledger};
-use crate::domain::notify::{Deliveries, IgSystems};
+use crate::domain::notify::{Deliveries, IgSystems, WitnessLagNotices};
 use crate::domain::policy::PolicyHolder;
+use crate::domain::publish::Records;
 use crate::domain::query::Queries;
-use crate::domain::records::Records;
 use crate::registry::{Registry, RegistryHolder};
 use crate::reload::Reloader;
 use crate::store::Store;
@@ -147,6 +148,7 @@ impl Application {
             store.clone(),
             signer,
             Arc::new(crate::metrics::LedgerMetrics::new()),
+            bound_tables(),
         );
         // Identity decisions committed before a crash, whose entries were not written yet.
         log_pending(&store, &ledger, None)
@@ -161,8 +163,11 @@ impl Application {
                         path.display()
                     )
                 })?);
-                let health =
-                    Cosigner::start(store.clone(), Arc::clone(&policy), Arc::clone(&ig_systems));
+                let alarm = Arc::new(WitnessLagNotices {
+                    store: store.clone(),
+                    ig_systems: Arc::clone(&ig_systems),
+                });
+                let health = Cosigner::start(store.clone(), Arc::clone(&policy), alarm);
                 (ledger.with_witnesses(policy), Some(health))
             }
             None => (ledger, None),
@@ -427,6 +432,16 @@ impl Application {
         tracing::info!("gateway stopped");
         result
     }
+}
+
+/// The tables beside the disclosure log that rooms other than the ledger keep, which
+/// `audit verify` checks against the entries that record their rows: the ledger is handed
+/// them here rather than importing those rooms (see `domain::ledger::bound`).
+pub fn bound_tables() -> Vec<Arc<dyn BoundTable>> {
+    vec![
+        Arc::new(crate::domain::identity::bound::LoggedDecisions),
+        Arc::new(crate::domain::contact::bound::ContactTables),
+    ]
 }
 
 /// The checkpoint signing key (`checkpoint_key`), signing as the log named `log_origin`.

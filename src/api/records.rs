@@ -12,7 +12,8 @@ use crate::api::proto::{
     records_service_server::RecordsService,
 };
 use crate::domain::ledger::Ledger;
-use crate::domain::records::{Actor, Change, EndReason, PersonRef, Receipt, Records};
+use crate::domain::publish::Records;
+use crate::domain::records::{Actor, Change, EndReason, PersonRef, Receipt};
 use crate::error::Error;
 use crate::registry::Caller;
 

@@ -8,7 +8,8 @@ use prost::Message;
 
 use crate::api::journal::RequestMeta;
 use crate::api::{audit, identity, notifications, practitioner, proto, query, records, resolution};
-use crate::domain::records::{Day, check_changes};
+use crate::domain::publish::check_changes;
+use crate::domain::records::Day;
 use crate::error::Error;
 use crate::registry::Caller;
 

@@ -194,7 +194,7 @@ async fn open(settings: &Settings) -> anyhow::Result<Ledger> {
     )?;
     let signer = crate::startup::checkpoint_signer(settings)
         .context("the CLI signs the entry recording its own use of the log")?;
-    Ok(Ledger::start(store, signer))
+    Ok(Ledger::start(store, signer, crate::startup::bound_tables()))
 }
 
 /// The log entry recording this use of the CLI.
@@ -341,6 +341,7 @@ async fn verify(
         &key,
         policy.as_ref(),
         &settings.log_origin,
+        ledger.bound_tables(),
         &mut |p| meter.update(p),
     )
     .await;

@@ -60,8 +60,10 @@ pub mod notify;
 pub mod policy;
 mod practitioner;
 pub mod progress;
+pub mod publish;
 pub mod query;
 pub mod records;
+pub mod shown;
 mod vocabulary;
 
 pub use practitioner::{AgencySystem, Practitioner, RequestedContext};

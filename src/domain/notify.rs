@@ -2,20 +2,21 @@
 //! what each recipient's role may see of it. Planning is pure: the store gathers the
 //! people around the triggering fact and writes the notices in the same transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ledger::now;
 use crate::domain::policy::{Level, Policy};
-use crate::domain::query::{FactView, Shown, indicator};
 use crate::domain::records::facts::{
     CourtOrder, HealthRole, LegalStatusType, LinkType, LookedAfterBasis, PlacementType,
     PoliceEventType,
 };
 use crate::domain::records::{Category, ChangeKind, Fact};
+pub use crate::domain::shown::Surroundings;
+use crate::domain::shown::{FactView, Shown, indicator, naming};
 use crate::domain::{Agency, Purpose, Role};
-use crate::store::FactAbout;
+use crate::store::{FactAbout, Store};
 
 /// The information-governance systems told of every break-glass access and of witness
 /// lag: the registry's `ig_officer` systems, replaced when the registry is reloaded.
@@ -101,15 +102,25 @@ pub struct Notice {
     pub contact_request_id: String,
 }
 
+impl Notice {
+    /// The notice as the outbox keeps it, to be committed with what raised it.
+    pub fn row(&self) -> Result<crate::domain::ledger::review::NoticeRow, crate::error::Error> {
+        Ok(crate::domain::ledger::review::NoticeRow {
+            notice_id: self.notice_id.clone(),
+            recipient_system: self.recipient_system.clone(),
+            rule: self.rule.as_str(),
+            payload: serde_json::to_string(self).map_err(crate::error::Error::internal)?,
+            created_at: self.created_at.clone(),
+        })
+    }
+}
+
 /// The fact that was just stored, as the planner sees it.
 #[derive(Debug, Clone)]
 pub struct Trigger {
     pub about: FactAbout,
     pub change: ChangeKind,
 }
-
-/// Current facts naming the trigger's persons and everyone one link from them.
-pub type Surroundings = HashMap<String, crate::store::Facts>;
 
 /// Who receives a notice and as which role.
 type Recipient = (String, Role);
@@ -126,11 +137,6 @@ fn current(about: &FactAbout) -> bool {
         Fact::LegalStatus(f) => open(&f.end),
         _ => true,
     }
-}
-
-/// Every fact in `world` naming `person`, ended or not.
-pub(crate) fn naming<'a>(world: &'a Surroundings, person: &str) -> &'a [FactAbout] {
-    world.get(person).map_or(&[], |facts| &facts[..])
 }
 
 fn facts<'a>(world: &'a Surroundings, person: &str) -> impl Iterator<Item = &'a FactAbout> {
@@ -598,6 +604,35 @@ pub fn witness_lag(
             contact_request_id: String::new(),
         })
         .collect()
+}
+
+/// Tells the IG systems by notice when witnessing lags (the ledger's [`LagAlarm`]).
+///
+/// [`LagAlarm`]: crate::domain::ledger::witnessing::LagAlarm
+pub struct WitnessLagNotices {
+    pub store: Store,
+    pub ig_systems: std::sync::Arc<IgSystems>,
+}
+
+impl crate::domain::ledger::witnessing::LagAlarm for WitnessLagNotices {
+    fn lagging(
+        &self,
+        lag: crate::domain::ledger::witnessing::WitnessLag,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let notices = witness_lag(
+                &self.ig_systems.current(),
+                lag.log_size,
+                lag.quorum_size,
+                lag.lag_secs,
+                &lag.behind,
+            );
+            let trigger = format!("witness-lag-{}", crate::domain::ledger::now());
+            if let Err(error) = self.store.add_notices(&trigger, &notices).await {
+                tracing::error!(%error, "the witness-lag notice to the IG office could not be stored");
+            }
+        })
+    }
 }
 
 /// A notice to each IG system that a privacy alert was raised: the rule and its words,

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use crate::domain::identity::{IdentityLink, MatchRules};
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
-use crate::domain::notify::{Surroundings, naming};
+use crate::domain::notify::IgSystems;
 use crate::domain::policy::{Level, Policy, PolicyHolder};
 use crate::domain::records::facts::{Fact, LinkType, Part, PersonDetails};
 use crate::domain::records::status::{self, SafeguardingStatus};
 use crate::domain::records::{Category, Day, PersonRef};
-use crate::domain::{Agency, AgencySystem, Practitioner, Purpose};
+pub use crate::domain::shown::{FactView, Indicator, Shown, indicator};
+use crate::domain::shown::{Surroundings, naming};
+use crate::domain::{AgencySystem, Practitioner, Purpose};
 use crate::error::Error;
 use crate::store::{FactAbout, RecordsNow, Store};
 
@@ -33,30 +35,6 @@ pub struct Question {
     pub subject: Subject,
     /// Stamped with the caller, context, RPC and trace id; the service fills the rest.
     pub entry: Entry,
-}
-
-/// Whom to contact about a fact shown as an indicator.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Indicator {
-    pub owner_agency: Agency,
-    pub owner_system: String,
-    pub team: String,
-    pub contact_route: String,
-}
-
-/// One fact as released.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Shown {
-    Detail(Fact),
-    Indicator(Indicator),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FactView {
-    pub record_id: String,
-    pub category: Category,
-    pub rule_id: String,
-    pub shown: Shown,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +84,7 @@ pub struct Queries {
     policy: Arc<PolicyHolder>,
     ledger: Ledger,
     /// The information-governance systems told of every break-glass access.
-    ig_systems: Arc<crate::domain::notify::IgSystems>,
+    ig_systems: Arc<IgSystems>,
     /// How a subject named by demographics is found.
     rules: Arc<MatchRules>,
 }
@@ -152,7 +130,7 @@ impl Queries {
         store: Store,
         policy: Arc<PolicyHolder>,
         ledger: Ledger,
-        ig_systems: Arc<crate::domain::notify::IgSystems>,
+        ig_systems: Arc<IgSystems>,
         rules: Arc<MatchRules>,
     ) -> Self {
         Queries {
@@ -642,44 +620,6 @@ fn links_within(fact: &Fact, in_answer: &BTreeSet<&str>) -> bool {
             .iter()
             .all(|p| p.person_id().is_some_and(|id| in_answer.contains(id))),
         _ => true,
-    }
-}
-
-/// Whom to contact about a fact: its own team and route where it has them, else the
-/// owning agency's involvement with the same person, else the owning system and the
-/// contact route the registry gives it.
-pub(crate) fn indicator(about: &FactAbout, facts: &Surroundings) -> Indicator {
-    let own = match &about.fact {
-        Fact::Involvement(f) => Some((f.team.clone(), f.contact_route.clone())),
-        Fact::Iom(f) => Some((
-            "Integrated Offender Management".to_owned(),
-            f.contact_route.clone(),
-        )),
-        Fact::ProbationSupervision(f) => Some(("Probation".to_owned(), f.contact_route.clone())),
-        Fact::HealthInvolvement(f) => Some((f.team.clone(), f.contact_route.clone())),
-        Fact::Education(f) => Some((f.setting_name.clone(), f.dsl_contact_route.clone())),
-        _ => None,
-    };
-    let (team, contact_route) = own
-        .or_else(|| {
-            about.fact.person_ids().iter().find_map(|person| {
-                naming(facts, person)
-                    .iter()
-                    .find_map(|other| match &other.fact {
-                        Fact::Involvement(i) if other.owner == about.owner => {
-                            Some((i.team.clone(), i.contact_route.clone()))
-                        }
-                        _ => None,
-                    })
-            })
-        })
-        .filter(|(_, route)| !route.is_empty())
-        .unwrap_or_else(|| (about.owner_system.clone(), about.owner_contact.clone()));
-    Indicator {
-        owner_agency: about.owner,
-        owner_system: about.owner_system.clone(),
-        team,
-        contact_route,
     }
 }
 

@@ -106,12 +106,11 @@ impl Store {
         Ok(seqs.into_iter().map(|s| s as u64).collect())
     }
 
-    /// Every row of the review, release, logged-decision and alert tables, each with the
-    /// position of the entry it names. These tables grow with IG's work and identity
-    /// decisions, not with disclosures, so they are read whole.
+    /// Every row of the review, release and alert tables, each with the position of the
+    /// entry it names. These tables grow with IG's work, not with disclosures, so they
+    /// are read whole.
     pub async fn bound_rows(&self) -> Result<Vec<BoundRow>, Error> {
-        let mut bound = Vec::new();
-        let tables: [(&'static str, &str, &[&'static str]); 5] = [
+        self.read_bound(&[
             (
                 "break_glass_review",
                 "SELECT r.review_id, r.log_entry_id, l.seq, r.review_id, r.entry_id, \
@@ -129,16 +128,6 @@ impl Store {
                 &RELEASE_COLUMNS,
             ),
             (
-                "identity_decision_logged",
-                "SELECT g.decision_id, g.entry_id, l.seq, g.decision_id, \
-                 COALESCE(d.kind, ''), COALESCE(d.person_id, ''), \
-                 COALESCE(d.other_person_id, '') \
-                 FROM identity_decision_logged g \
-                 LEFT JOIN disclosure_log l ON l.entry_id = g.entry_id \
-                 LEFT JOIN identity_decision d ON d.decision_id = g.decision_id",
-                &LOGGED_DECISION_COLUMNS,
-            ),
-            (
                 "privacy_alert",
                 "SELECT a.alert_id, a.log_entry_id, l.seq, a.alert_id, a.alert_key, a.rule_id, \
                  a.rules_version, a.raised_at, a.system_id, a.practitioner_id, a.summary, \
@@ -154,8 +143,35 @@ impl Store {
                  ON l.entry_id = e.log_entry_id",
                 &ALERT_EVENT_COLUMNS,
             ),
-        ];
-        for (table, sql, columns) in tables {
+        ])
+        .await
+    }
+
+    /// Every row of the logged-decision table (with the decision it names), each with
+    /// the position of the entry it names. It grows with identity decisions, not with
+    /// disclosures, so it is read whole.
+    pub async fn identity_bound_rows(&self) -> Result<Vec<BoundRow>, Error> {
+        self.read_bound(&[(
+            "identity_decision_logged",
+            "SELECT g.decision_id, g.entry_id, l.seq, g.decision_id, \
+             COALESCE(d.kind, ''), COALESCE(d.person_id, ''), \
+             COALESCE(d.other_person_id, '') \
+             FROM identity_decision_logged g \
+             LEFT JOIN disclosure_log l ON l.entry_id = g.entry_id \
+             LEFT JOIN identity_decision d ON d.decision_id = g.decision_id",
+            &LOGGED_DECISION_COLUMNS,
+        )])
+        .await
+    }
+
+    /// The rows each (table, query, columns) reads: a query selects the row's key, the
+    /// log entry id it names, that entry's `seq` (NULL when none), then `columns`.
+    async fn read_bound(
+        &self,
+        tables: &[(&'static str, &str, &[&'static str])],
+    ) -> Result<Vec<BoundRow>, Error> {
+        let mut bound = Vec::new();
+        for &(table, sql, columns) in tables {
             for row in sqlx::query(sql)
                 .fetch_all(&self.pool)
                 .await
@@ -284,8 +300,7 @@ impl Store {
     /// Every contact request and step row, each with the position of the entry it names.
     /// They grow with contact requests, not with disclosures, so they are read whole.
     pub async fn contact_bound_rows(&self) -> Result<Vec<BoundRow>, Error> {
-        let mut bound = Vec::new();
-        let tables: [(&'static str, &str, &[&'static str]); 2] = [
+        self.read_bound(&[
             (
                 "contact_request",
                 "SELECT r.request_id, r.log_entry_id, l.seq, r.request_id, r.requester_system, \
@@ -303,29 +318,7 @@ impl Store {
                  ON l.entry_id = s.log_entry_id",
                 &CONTACT_STEP_COLUMNS,
             ),
-        ];
-        for (table, sql, columns) in tables {
-            for row in sqlx::query(sql)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(database_error)?
-            {
-                let seq: Option<i64> = row.try_get(2).map_err(database_error)?;
-                let values = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| Ok((*column, row.try_get::<String, _>(3 + i)?)))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(database_error)?;
-                bound.push(BoundRow {
-                    table,
-                    key: row.try_get(0).map_err(database_error)?,
-                    log_entry_id: row.try_get(1).map_err(database_error)?,
-                    log_seq: seq.map(|s| s as u64),
-                    columns: values,
-                });
-            }
-        }
-        Ok(bound)
+        ])
+        .await
     }
 }

@@ -1040,8 +1040,13 @@ async fn insert_annotation(
         .bind(&release.released_at)
         .bind(&release.log_entry_id),
         Annotation::Alert { alert, notices } => {
-            crate::store::notices::insert_notices(&mut *conn, backend, &alert.alert_id, notices)
-                .await?;
+            crate::store::notices::insert_notice_rows(
+                &mut *conn,
+                backend,
+                &alert.alert_id,
+                notices,
+            )
+            .await?;
             sqlx::query(
                 "INSERT INTO privacy_alert (alert_id, alert_key, rule_id, rules_version, \
              raised_at, system_id, practitioner_id, summary, entry_ids, log_entry_id) \

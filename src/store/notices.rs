@@ -2,6 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
+use crate::domain::ledger::review::NoticeRow;
 use crate::domain::notify::Notice;
 use crate::error::Error;
 use crate::store::{Backend, Store, database_error};
@@ -24,6 +25,20 @@ pub(crate) async fn insert_notices(
     trigger_record_id: &str,
     notices: &[Notice],
 ) -> Result<(), Error> {
+    let rows = notices
+        .iter()
+        .map(Notice::row)
+        .collect::<Result<Vec<_>, Error>>()?;
+    insert_notice_rows(conn, backend, trigger_record_id, &rows).await
+}
+
+/// Inserts notices, as the outbox keeps them, on an open transaction's connection.
+pub(crate) async fn insert_notice_rows(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    trigger_record_id: &str,
+    notices: &[NoticeRow],
+) -> Result<(), Error> {
     if notices.is_empty() {
         return Ok(());
     }
@@ -41,9 +56,9 @@ pub(crate) async fn insert_notices(
         )
         .bind(&notice.notice_id)
         .bind(&notice.recipient_system)
-        .bind(notice.rule.as_str())
+        .bind(notice.rule)
         .bind(trigger_record_id)
-        .bind(serde_json::to_string(notice).map_err(Error::internal)?)
+        .bind(&notice.payload)
         .bind(&notice.created_at)
         .execute(&mut *conn)
         .await

@@ -10,7 +10,7 @@ use safegate::api::proto::{
     RequestContactRequest, Role,
 };
 
-use crate::bound_tables::{caught, scalar, seq_of, verify};
+use crate::bound_tables::{named, scalar, seq_of, verifies, verify};
 use crate::contact::{
     as_practitioner, asking, contacts, health_visitor, iom_sees_the_health_visitor, requested,
     shown,
@@ -59,105 +59,70 @@ async fn contact_requests_are_bound_to_the_entries_that_record_them() {
     let (request_id, request_entry, _) = asked_and_answered(&gateway).await;
     let request_seq = seq_of(&gateway, &request_entry).await;
     let police_seq = seq_of(&gateway, &police).await;
-    let before = verify(&gateway).await;
-    assert!(
-        before.valid,
-        "untouched log must verify: {}",
-        before.problem
-    );
+    verifies(&gateway).await;
+    let table = "contact_request";
 
     // The requester's reason, reworded in the stored payload.
-    let edited = caught(
+    let edited = named(
         &gateway,
-        "contact_request",
-        &[format!(
+        table,
+        format!(
             "UPDATE contact_request SET payload = REPLACE(payload, 'supervised', 'unsupervised') \
              WHERE request_id = '{request_id}'"
-        )],
+        ),
+        Some(request_seq),
+        &[table, &request_id, "`payload` (field `reason`)", "edited"],
     )
     .await;
-    assert_eq!(edited.first_bad_seq, request_seq, "{}", edited.problem);
     assert_eq!(edited.first_bad_entry_id, request_entry);
-    assert!(
-        edited.problem.contains("contact_request")
-            && edited.problem.contains(&request_id)
-            && edited.problem.contains("`payload` (field `reason`)")
-            && edited.problem.contains("edited"),
-        "{}",
-        edited.problem
-    );
-
     // A deadline moved in its column.
-    let moved = caught(
+    named(
         &gateway,
-        "contact_request",
-        &[format!(
+        table,
+        format!(
             "UPDATE contact_request SET due_at = '2099-01-01T00:00:00Z' \
              WHERE request_id = '{request_id}'"
-        )],
+        ),
+        Some(request_seq),
+        &["`due_at`"],
     )
     .await;
-    assert_eq!(moved.first_bad_seq, request_seq, "{}", moved.problem);
-    assert!(moved.problem.contains("`due_at`"), "{}", moved.problem);
-
-    let deleted = caught(
+    let deleted = named(
         &gateway,
-        "contact_request",
-        &[format!(
-            "DELETE FROM contact_request WHERE request_id = '{request_id}'"
-        )],
+        table,
+        format!("DELETE FROM contact_request WHERE request_id = '{request_id}'"),
+        Some(request_seq),
+        &["contact_request has no row", "deleted"],
     )
     .await;
-    assert_eq!(deleted.first_bad_seq, request_seq, "{}", deleted.problem);
     assert_eq!(deleted.first_bad_entry_id, request_entry);
-    assert!(
-        deleted.problem.contains("contact_request has no row")
-            && deleted.problem.contains("deleted"),
-        "{}",
-        deleted.problem
-    );
-
-    // A forged request naming the police query's entry, which records no request.
-    let inserted = caught(
-        &gateway,
-        "contact_request",
-        &[format!(
+    // A forged request, a copy of the real one said to be recorded by `log_entry_id`.
+    let forged = |log_entry_id: &str| {
+        format!(
             "INSERT INTO contact_request (request_id, requester_system, requester_practitioner, \
              client_request_id, owner_system, created_at, due_at, payload, log_entry_id) \
              SELECT 'forged-request', requester_system, requester_practitioner, \
-             client_request_id, owner_system, created_at, due_at, payload, '{police}' \
+             client_request_id, owner_system, created_at, due_at, payload, '{log_entry_id}' \
              FROM contact_request WHERE request_id = '{request_id}'"
-        )],
-    )
-    .await;
-    assert_eq!(inserted.first_bad_seq, police_seq, "{}", inserted.problem);
-    assert!(
-        inserted.problem.contains("forged-request") && inserted.problem.contains("inserted"),
-        "{}",
-        inserted.problem
-    );
-
-    // A forged request naming an entry that does not exist.
-    let nowhere = caught(
+        )
+    };
+    // By the police query's entry, which records no request, and by no entry at all.
+    named(
         &gateway,
-        "contact_request",
-        &[format!(
-            "INSERT INTO contact_request (request_id, requester_system, requester_practitioner, \
-             client_request_id, owner_system, created_at, due_at, payload, log_entry_id) \
-             SELECT 'forged-request', requester_system, requester_practitioner, \
-             client_request_id, owner_system, created_at, due_at, payload, 'no-such-entry' \
-             FROM contact_request WHERE request_id = '{request_id}'"
-        )],
+        table,
+        forged(&police),
+        Some(police_seq),
+        &["forged-request", "inserted"],
     )
     .await;
-    assert!(
-        nowhere.problem.contains("forged-request")
-            && nowhere
-                .problem
-                .contains("no-such-entry, which does not exist"),
-        "{}",
-        nowhere.problem
-    );
+    named(
+        &gateway,
+        table,
+        forged("no-such-entry"),
+        None,
+        &["forged-request", "no-such-entry, which does not exist"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -172,94 +137,66 @@ async fn contact_steps_are_bound_to_the_entries_that_record_them() {
     .await;
     let answer_seq = seq_of(&gateway, &answer_entry).await;
     let police_seq = seq_of(&gateway, &police).await;
+    let table = "contact_step";
 
     // "contacted" turned into "declined".
-    let edited = caught(
+    let edited = named(
         &gateway,
-        "contact_step",
-        &[format!(
-            "UPDATE contact_step SET outcome = 'declined' WHERE step_id = '{step_id}'"
-        )],
+        table,
+        format!("UPDATE contact_step SET outcome = 'declined' WHERE step_id = '{step_id}'"),
+        Some(answer_seq),
+        &[table, &step_id, "`outcome`", "edited"],
     )
     .await;
-    assert_eq!(edited.first_bad_seq, answer_seq, "{}", edited.problem);
     assert_eq!(edited.first_bad_entry_id, answer_entry);
-    assert!(
-        edited.problem.contains("contact_step")
-            && edited.problem.contains(&step_id)
-            && edited.problem.contains("`outcome`")
-            && edited.problem.contains("edited"),
-        "{}",
-        edited.problem
-    );
-
     // The answer's words changed in the payload.
-    let reworded = caught(
+    named(
         &gateway,
-        "contact_step",
-        &[format!(
+        table,
+        format!(
             "UPDATE contact_step SET payload = REPLACE(payload, 'Spoke to', 'Never spoke to') \
              WHERE step_id = '{step_id}'"
-        )],
+        ),
+        None,
+        &["`payload` (field `note`)"],
     )
     .await;
-    assert!(
-        reworded.problem.contains("`payload` (field `note`)"),
-        "{}",
-        reworded.problem
-    );
-
-    let deleted = caught(
+    named(
         &gateway,
-        "contact_step",
-        &[format!(
-            "DELETE FROM contact_step WHERE step_id = '{step_id}'"
-        )],
+        table,
+        format!("DELETE FROM contact_step WHERE step_id = '{step_id}'"),
+        Some(answer_seq),
+        &["contact_step has no row", "deleted"],
     )
     .await;
-    assert_eq!(deleted.first_bad_seq, answer_seq, "{}", deleted.problem);
-    assert!(
-        deleted.problem.contains("contact_step has no row") && deleted.problem.contains("deleted"),
-        "{}",
-        deleted.problem
-    );
-
-    // A forged escalation naming the police query's entry.
-    let inserted = caught(
-        &gateway,
-        "contact_step",
-        &[format!(
+    // A forged step: `kind`, `outcome`, `to_system` and `log_entry_id` as SQL.
+    let forged = |columns: &str| {
+        format!(
             "INSERT INTO contact_step (step_id, request_id, kind, outcome, to_system, payload, \
-             recorded_at, log_entry_id) SELECT 'forged-step', request_id, 'escalated', '', '', \
-             payload, recorded_at, '{police}' FROM contact_step WHERE step_id = '{step_id}'"
-        )],
+             recorded_at, log_entry_id) SELECT 'forged-step', request_id, {columns} FROM \
+             contact_step WHERE step_id = '{step_id}'"
+        )
+    };
+    // An escalation naming the police query's entry.
+    named(
+        &gateway,
+        table,
+        forged(&format!(
+            "'escalated', '', '', payload, recorded_at, '{police}'"
+        )),
+        Some(police_seq),
+        &["forged-step", "inserted"],
     )
     .await;
-    assert_eq!(inserted.first_bad_seq, police_seq, "{}", inserted.problem);
-    assert!(
-        inserted.problem.contains("forged-step") && inserted.problem.contains("inserted"),
-        "{}",
-        inserted.problem
-    );
-
     // A second answer naming the real answer's entry, which records only one.
-    let twice = caught(
+    named(
         &gateway,
-        "contact_step",
-        &[format!(
-            "INSERT INTO contact_step (step_id, request_id, kind, outcome, to_system, payload, \
-             recorded_at, log_entry_id) SELECT 'forged-step', request_id, kind, outcome, \
-             to_system, payload, recorded_at, log_entry_id FROM contact_step \
-             WHERE step_id = '{step_id}'"
-        )],
+        table,
+        forged("kind, outcome, to_system, payload, recorded_at, log_entry_id"),
+        Some(answer_seq),
+        &["forged-step", "records only one"],
     )
     .await;
-    assert_eq!(twice.first_bad_seq, answer_seq, "{}", twice.problem);
-    assert!(
-        twice.problem.contains("forged-step") && twice.problem.contains("records only one"),
-        "{}",
-        twice.problem
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

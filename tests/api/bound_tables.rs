@@ -76,6 +76,35 @@ pub(crate) async fn caught(
     said
 }
 
+/// Tampers with `table` by `tampering` (see [`caught`]) and checks that verify names the
+/// entry at `seq` (when given) and says every one of `words`; returns what it said.
+pub(crate) async fn named(
+    gateway: &TestGateway,
+    table: &str,
+    tampering: String,
+    seq: Option<u64>,
+    words: &[&str],
+) -> VerifyLogResponse {
+    let said = caught(gateway, table, &[tampering]).await;
+    if let Some(seq) = seq {
+        assert_eq!(said.first_bad_seq, seq, "{table}: {}", said.problem);
+    }
+    for word in words {
+        assert!(
+            said.problem.contains(word),
+            "{table}: `{word}` is not in: {}",
+            said.problem
+        );
+    }
+    said
+}
+
+/// The log as it stands verifies.
+pub(crate) async fn verifies(gateway: &TestGateway) {
+    let said = verify(gateway).await;
+    assert!(said.valid, "untouched log must verify: {}", said.problem);
+}
+
 pub(crate) async fn scalar(gateway: &TestGateway, sql: &str) -> String {
     let pool = gateway.database_pool().await;
     let value: String = sqlx::query_scalar(sql)
@@ -107,90 +136,56 @@ async fn the_person_index_is_recomputed_from_the_entries() {
         &format!("SELECT MIN(person_id) FROM disclosure_person WHERE seq = {seq}"),
     )
     .await;
-    let before = verify(&gateway).await;
-    assert!(
-        before.valid,
-        "untouched log must verify: {}",
-        before.problem
-    );
+    verifies(&gateway).await;
+    let table = "disclosure_person";
 
-    let edited = caught(
+    let edited = named(
         &gateway,
-        "disclosure_person",
-        &[format!(
+        table,
+        format!(
             "UPDATE disclosure_person SET person_id = 'p-nobody' \
              WHERE seq = {seq} AND person_id = '{person}'"
-        )],
+        ),
+        Some(seq),
+        &[table, &person, "p-nobody"],
     )
     .await;
-    assert_eq!(edited.first_bad_seq, seq, "{}", edited.problem);
     assert_eq!(edited.first_bad_entry_id, entry_id);
-    assert!(
-        edited.problem.contains("disclosure_person"),
-        "{}",
-        edited.problem
-    );
-    assert!(edited.problem.contains(&person), "{}", edited.problem);
-    assert!(edited.problem.contains("p-nobody"), "{}", edited.problem);
-
-    let deleted = caught(
+    let delete =
+        format!("DELETE FROM disclosure_person WHERE seq = {seq} AND person_id = '{person}'");
+    let deleted = named(
         &gateway,
-        "disclosure_person",
-        &[format!(
-            "DELETE FROM disclosure_person WHERE seq = {seq} AND person_id = '{person}'"
-        )],
+        table,
+        delete.clone(),
+        Some(seq),
+        &[&person, "deleted"],
     )
     .await;
-    assert_eq!(deleted.first_bad_seq, seq, "{}", deleted.problem);
-    assert!(
-        deleted.problem.contains(&person) && deleted.problem.contains("deleted"),
-        "{}",
-        deleted.problem
-    );
     assert!(!deleted.problem.contains("p-nobody"), "{}", deleted.problem);
-
-    let inserted = caught(
+    named(
         &gateway,
-        "disclosure_person",
-        &[format!(
-            "INSERT INTO disclosure_person (person_id, seq) VALUES ('p-stranger', {seq})"
-        )],
+        table,
+        format!("INSERT INTO disclosure_person (person_id, seq) VALUES ('p-stranger', {seq})"),
+        Some(seq),
+        &["p-stranger", "inserted"],
     )
     .await;
-    assert_eq!(inserted.first_bad_seq, seq, "{}", inserted.problem);
-    assert!(
-        inserted.problem.contains("p-stranger") && inserted.problem.contains("inserted"),
-        "{}",
-        inserted.problem
-    );
-
     // A row naming an entry that does not exist (past the log's end) is caught too.
-    let orphan = caught(
+    named(
         &gateway,
-        "disclosure_person",
-        &["INSERT INTO disclosure_person (person_id, seq) VALUES ('p-stranger', 100000)".into()],
+        table,
+        "INSERT INTO disclosure_person (person_id, seq) VALUES ('p-stranger', 100000)".into(),
+        Some(100000),
+        &["does not exist"],
     )
     .await;
-    assert_eq!(orphan.first_bad_seq, 100000, "{}", orphan.problem);
-    assert!(
-        orphan.problem.contains("does not exist"),
-        "{}",
-        orphan.problem
-    );
 
     // The operator's command names it as the IG service does.
-    as_owner(
-        &gateway,
-        "disclosure_person",
-        &[format!(
-            "DELETE FROM disclosure_person WHERE seq = {seq} AND person_id = '{person}'"
-        )],
-    )
-    .await;
+    as_owner(&gateway, table, &[delete]).await;
     let output = audit_cli(&gateway, &["verify"]);
     assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
     assert!(
-        stdout(&output).contains("disclosure_person") && stdout(&output).contains(&person),
+        stdout(&output).contains(table) && stdout(&output).contains(&person),
         "{}",
         stdout(&output)
     );
@@ -216,91 +211,61 @@ async fn break_glass_reviews_are_bound_to_the_entries_that_record_them() {
     let recording = scalar(&gateway, "SELECT log_entry_id FROM break_glass_review").await;
     let recording_seq = seq_of(&gateway, &recording).await;
     let other_seq = seq_of(&gateway, &other).await;
-    let before = verify(&gateway).await;
-    assert!(
-        before.valid,
-        "untouched log must verify: {}",
-        before.problem
-    );
+    verifies(&gateway).await;
+    let table = "break_glass_review";
 
     // The finding quietly reversed.
-    let edited = caught(
+    let edited = named(
         &gateway,
-        "break_glass_review",
-        &["UPDATE break_glass_review SET outcome = 'appropriate'".into()],
+        table,
+        "UPDATE break_glass_review SET outcome = 'appropriate'".into(),
+        Some(recording_seq),
+        &[table, &review_id, "`outcome`"],
     )
     .await;
-    assert_eq!(edited.first_bad_seq, recording_seq, "{}", edited.problem);
     assert_eq!(edited.first_bad_entry_id, recording);
-    assert!(
-        edited.problem.contains("break_glass_review")
-            && edited.problem.contains(&review_id)
-            && edited.problem.contains("`outcome`"),
-        "{}",
-        edited.problem
-    );
-
-    let renamed = caught(
+    named(
         &gateway,
-        "break_glass_review",
-        &["UPDATE break_glass_review SET review_id = 'another-id'".into()],
+        table,
+        "UPDATE break_glass_review SET review_id = 'another-id'".into(),
+        None,
+        &["`review_id`"],
     )
     .await;
-    assert!(
-        renamed.problem.contains("`review_id`"),
-        "{}",
-        renamed.problem
-    );
-
-    let deleted = caught(
+    named(
         &gateway,
-        "break_glass_review",
-        &["DELETE FROM break_glass_review".into()],
+        table,
+        "DELETE FROM break_glass_review".into(),
+        Some(recording_seq),
+        &[table, "deleted"],
     )
     .await;
-    assert_eq!(deleted.first_bad_seq, recording_seq, "{}", deleted.problem);
-    assert!(
-        deleted.problem.contains("break_glass_review") && deleted.problem.contains("deleted"),
-        "{}",
-        deleted.problem
-    );
-
-    // A review nobody made, said to be recorded by the police query's entry.
-    let inserted = caught(
-        &gateway,
-        "break_glass_review",
-        &[format!(
+    // A review nobody made, said to be recorded by `log_entry_id`.
+    let forged = |log_entry_id: &str| {
+        format!(
             "INSERT INTO break_glass_review (review_id, entry_id, outcome, note, \
              reviewer_system, reviewer_id, reviewed_at, log_entry_id) VALUES \
              ('forged-review', '{reviewed}', 'appropriate', 'fine', 'ig-office', 'IG-0001', \
-             '2026-01-01T00:00:00.000000Z', '{other}')"
-        )],
-    )
-    .await;
-    assert_eq!(inserted.first_bad_seq, other_seq, "{}", inserted.problem);
-    assert!(
-        inserted.problem.contains("forged-review") && inserted.problem.contains("inserted"),
-        "{}",
-        inserted.problem
-    );
-
-    // And one said to be recorded by an entry that does not exist.
-    let orphan = caught(
+             '2026-01-01T00:00:00.000000Z', '{log_entry_id}')"
+        )
+    };
+    // By the police query's entry, and by an entry that does not exist.
+    named(
         &gateway,
-        "break_glass_review",
-        &[format!(
-            "INSERT INTO break_glass_review (review_id, entry_id, outcome, note, \
-             reviewer_system, reviewer_id, reviewed_at, log_entry_id) VALUES \
-             ('forged-review', '{reviewed}', 'appropriate', 'fine', 'ig-office', 'IG-0001', \
-             '2026-01-01T00:00:00.000000Z', 'no-such-entry')"
-        )],
+        table,
+        forged(&other),
+        Some(other_seq),
+        &["forged-review", "inserted"],
     )
     .await;
-    assert!(
-        orphan.problem.contains("forged-review") && orphan.problem.contains("does not exist"),
-        "{}",
-        orphan.problem
-    );
+    named(
+        &gateway,
+        table,
+        forged("no-such-entry"),
+        None,
+        &["forged-review", "does not exist"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -324,59 +289,39 @@ async fn subject_access_releases_are_bound_to_the_entries_that_record_them() {
     let release_id = scalar(&gateway, "SELECT release_id FROM subject_access_release").await;
     let recording_seq = seq_of(&gateway, &released.release_entry_id).await;
     let other_seq = seq_of(&gateway, &other).await;
-    let before = verify(&gateway).await;
-    assert!(
-        before.valid,
-        "untouched log must verify: {}",
-        before.problem
-    );
+    verifies(&gateway).await;
+    let table = "subject_access_release";
 
     // The release moved to another entry, which the report would then show.
-    let edited = caught(
+    named(
         &gateway,
-        "subject_access_release",
-        &[format!(
-            "UPDATE subject_access_release SET entry_id = '{other}'"
-        )],
+        table,
+        format!("UPDATE subject_access_release SET entry_id = '{other}'"),
+        Some(recording_seq),
+        &[&release_id, "`entry_id`"],
     )
     .await;
-    assert_eq!(edited.first_bad_seq, recording_seq, "{}", edited.problem);
-    assert!(
-        edited.problem.contains(&release_id) && edited.problem.contains("`entry_id`"),
-        "{}",
-        edited.problem
-    );
-
-    let deleted = caught(
+    named(
         &gateway,
-        "subject_access_release",
-        &["DELETE FROM subject_access_release".into()],
+        table,
+        "DELETE FROM subject_access_release".into(),
+        Some(recording_seq),
+        &[table, "deleted"],
     )
     .await;
-    assert_eq!(deleted.first_bad_seq, recording_seq, "{}", deleted.problem);
-    assert!(
-        deleted.problem.contains("subject_access_release") && deleted.problem.contains("deleted"),
-        "{}",
-        deleted.problem
-    );
-
-    let inserted = caught(
+    named(
         &gateway,
-        "subject_access_release",
-        &[format!(
+        table,
+        format!(
             "INSERT INTO subject_access_release (release_id, entry_id, note, \
              released_by_system, released_by_id, released_at, log_entry_id) VALUES \
              ('forged-release', '{police}', 'fine', 'ig-office', 'IG-0001', \
              '2026-01-01T00:00:00.000000Z', '{other}')"
-        )],
+        ),
+        Some(other_seq),
+        &["forged-release", "inserted"],
     )
     .await;
-    assert_eq!(inserted.first_bad_seq, other_seq, "{}", inserted.problem);
-    assert!(
-        inserted.problem.contains("forged-release") && inserted.problem.contains("inserted"),
-        "{}",
-        inserted.problem
-    );
 }
 
 #[tokio::test]
@@ -395,55 +340,39 @@ async fn logged_identity_decisions_are_bound_to_their_entries() {
     .await;
     let logged_seq = seq_of(&gateway, &logged_as).await;
     let police_seq = seq_of(&gateway, &police).await;
-    let before = verify(&gateway).await;
-    assert!(
-        before.valid,
-        "untouched log must verify: {}",
-        before.problem
-    );
+    verifies(&gateway).await;
+    let table = "identity_decision_logged";
 
     // Pointed at another entry: that entry logs no decision.
-    let edited = caught(
+    named(
         &gateway,
-        "identity_decision_logged",
-        &[format!(
+        table,
+        format!(
             "UPDATE identity_decision_logged SET entry_id = '{police}' \
              WHERE decision_id = '{decision}'"
-        )],
+        ),
+        Some(police_seq),
+        &[table, &decision],
     )
     .await;
-    assert_eq!(edited.first_bad_seq, police_seq, "{}", edited.problem);
-    assert!(
-        edited.problem.contains("identity_decision_logged") && edited.problem.contains(&decision),
-        "{}",
-        edited.problem
-    );
-
-    let deleted = caught(
+    let deleted = named(
         &gateway,
-        "identity_decision_logged",
-        &[format!(
-            "DELETE FROM identity_decision_logged WHERE decision_id = '{decision}'"
-        )],
+        table,
+        format!("DELETE FROM identity_decision_logged WHERE decision_id = '{decision}'"),
+        Some(logged_seq),
+        &["deleted"],
     )
     .await;
-    assert_eq!(deleted.first_bad_seq, logged_seq, "{}", deleted.problem);
     assert_eq!(deleted.first_bad_entry_id, logged_as);
-    assert!(deleted.problem.contains("deleted"), "{}", deleted.problem);
-
-    let inserted = caught(
+    named(
         &gateway,
-        "identity_decision_logged",
-        &[format!(
+        table,
+        format!(
             "INSERT INTO identity_decision_logged (decision_id, entry_id) \
              VALUES ('forged-decision', '{police}')"
-        )],
+        ),
+        Some(police_seq),
+        &["forged-decision", "inserted"],
     )
     .await;
-    assert_eq!(inserted.first_bad_seq, police_seq, "{}", inserted.problem);
-    assert!(
-        inserted.problem.contains("forged-decision") && inserted.problem.contains("inserted"),
-        "{}",
-        inserted.problem
-    );
 }

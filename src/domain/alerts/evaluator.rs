@@ -399,7 +399,10 @@ impl Worker {
             log_entry_id: entry.entry_id.clone(),
         };
         entry.reason = crate::domain::ledger::alert_rows::alert_reason(&alert);
-        let notices = crate::domain::notify::privacy_alert(&self.ig_systems, &alert);
+        let notices = crate::domain::notify::privacy_alert(&self.ig_systems, &alert)
+            .iter()
+            .map(crate::domain::notify::Notice::row)
+            .collect::<Result<Vec<_>, Error>>()?;
         match self
             .ledger
             .append_annotated(

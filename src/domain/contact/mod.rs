@@ -6,6 +6,7 @@
 //! file `policies/contact.toml` ([`ContactRules`]). No tonic, no SQL: the store
 //! implements [`ContactStore`].
 
+pub mod bound;
 pub mod logged;
 mod rules;
 mod service;

@@ -14,6 +14,7 @@
 //!   [`MatchRules::resolve`], and [`Score::explain`], the waterfall in words.
 //! - `estimate`: [`MatchRules::estimate`], u from random pairs and m by EM, as Splink does.
 
+pub mod bound;
 mod compare;
 mod estimate;
 mod normalise;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::ledger::bound::BoundTable;
 use crate::domain::ledger::review::Annotation;
 use crate::domain::ledger::witnessing::WitnessPolicy;
 use crate::domain::ledger::{CheckpointSigner, Entry, Sealed};
@@ -67,6 +68,8 @@ pub struct Ledger {
     witnesses: Option<Arc<WitnessPolicy>>,
     /// Who is handed each committed batch, if anyone.
     subscriber: Subscriber,
+    /// The tables other rooms keep beside the log, which verification checks too.
+    bound: Arc<[Arc<dyn BoundTable>]>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -78,9 +81,11 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Ledger {
-    /// Starts the committer task on the current Tokio runtime.
-    pub fn start(store: Store, signer: CheckpointSigner) -> Self {
-        Self::start_observed(store, signer, Arc::new(Unobserved))
+    /// Starts the committer task on the current Tokio runtime; verification checks the
+    /// tables `bound` beside the log as well as the ledger's own (the caller names them:
+    /// they belong to rooms the ledger does not import).
+    pub fn start(store: Store, signer: CheckpointSigner, bound: Vec<Arc<dyn BoundTable>>) -> Self {
+        Self::start_observed(store, signer, Arc::new(Unobserved), bound)
     }
 
     /// [`Ledger::start`], telling `observer` of each group commit.
@@ -88,6 +93,7 @@ impl Ledger {
         store: Store,
         signer: CheckpointSigner,
         observer: Arc<dyn CommitObserver>,
+        bound: Vec<Arc<dyn BoundTable>>,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let public_key = Arc::new(signer.public_key());
@@ -107,7 +113,13 @@ impl Ledger {
             origin,
             witnesses: None,
             subscriber,
+            bound: bound.into(),
         }
+    }
+
+    /// The tables other rooms keep beside the log, which verification checks too.
+    pub fn bound_tables(&self) -> &[Arc<dyn BoundTable>] {
+        &self.bound
     }
 
     /// Hands every batch committed from now on to the returned receiver, in order (one

@@ -3,9 +3,9 @@
 //! never case data; every read is itself written to the log before it is answered.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::domain::ledger::bound::BoundTables;
-use crate::domain::ledger::bound_contact::ContactTables;
+use crate::domain::ledger::bound::{BoundRows, BoundTable};
 use crate::domain::ledger::merkle::Hash;
 use crate::domain::ledger::review::{
     Annotation, BreakGlassReview, RELEASE_RULE, REVIEW_RULE, ReviewOutcome, SubjectAccessRelease,
@@ -473,6 +473,7 @@ impl Ledger {
             self.public_key(),
             self.witnesses(),
             self.origin(),
+            self.bound_tables(),
             progress,
         )
         .await?;
@@ -526,14 +527,16 @@ async fn latest(store: &Store) -> Result<Checkpoint, Error> {
 }
 
 /// Recomputes everything in the store against its latest checkpoint and `public_key`,
-/// and the tables beside the log against the entries that prove them (see `bound.rs`).
+/// and the tables beside the log against the entries that prove them (see `bound.rs`):
+/// the ledger's own and `bound`, those other rooms keep.
 /// A reader task fetches the next page while this one is checked, so reading and hashing
 /// overlap; the checks themselves run strictly in `seq` order.
 pub async fn verify_store(
     store: &Store,
     public_key: &[u8],
+    bound: &[Arc<dyn BoundTable>],
 ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
-    verify_store_reporting(store, public_key, &mut unwatched).await
+    verify_store_reporting(store, public_key, bound, &mut unwatched).await
 }
 
 /// [`verify_store`], telling `progress` after each page how many entries are checked, of
@@ -541,14 +544,14 @@ pub async fn verify_store(
 pub async fn verify_store_reporting(
     store: &Store,
     public_key: &[u8],
+    bound: &[Arc<dyn BoundTable>],
     progress: OnProgress<'_>,
 ) -> Result<(Result<Verified, Mismatch>, Option<Checkpoint>), Error> {
     // Read the checkpoint first: entries appended while verifying are beyond it, and the
     // next verification covers them. The bound tables are read after it, so every row an
     // entry up to the checkpoint wrote is among them (each commits with its entry).
     let checkpoint = store.latest_checkpoint().await?;
-    let mut bound = BoundTables::new(store.bound_rows().await?);
-    let mut contact = ContactTables::new(store.contact_bound_rows().await?);
+    let mut bound = BoundRows::read(store, bound).await?;
     // Without a checkpoint every row is read, so entries nobody signed are reported.
     let limit = checkpoint.as_ref().map_or(i64::MAX as u64, |c| c.tree_size);
     let (pages, mut received) = tokio::sync::mpsc::channel(VERIFY_PAGES_AHEAD);
@@ -560,12 +563,7 @@ pub async fn verify_store_reporting(
     while let Some(page) = received.recv().await {
         match page {
             Ok(page) => {
-                match check_page(
-                    &mut verifier,
-                    (&mut bound, &mut contact),
-                    &mut changes,
-                    page,
-                ) {
+                match check_page(&mut verifier, &mut bound, &mut changes, page) {
                     Ok(seqs) => stray.extend(seqs),
                     Err(mismatch) => {
                         outcome = Some(Err(mismatch));
@@ -600,7 +598,6 @@ pub async fn verify_store_reporting(
     let outcome = outcome.unwrap_or_else(|| {
         let verified = verifier.finish(checkpoint.as_ref(), &key)?;
         bound.finish(verified.entries)?;
-        contact.finish(verified.entries)?;
         match stray.into_iter().min() {
             None => Ok(verified),
             Some(seq) => Err(Mismatch {
@@ -626,7 +623,7 @@ struct Page {
 /// reported once the log itself has verified (a truncated log is named as such first).
 fn check_page(
     verifier: &mut Verifier,
-    (bound, contact): (&mut BoundTables, &mut ContactTables),
+    bound: &mut BoundRows,
     changes: &mut KeyChanges,
     page: Page,
 ) -> Result<Vec<u64>, Mismatch> {
@@ -642,7 +639,6 @@ fn check_page(
             &entry,
             persons.remove(&row.seq).unwrap_or_default(),
         )?;
-        contact.check(row.seq, &entry)?;
     }
     Ok(persons.into_keys().collect())
 }

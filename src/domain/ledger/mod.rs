@@ -6,7 +6,6 @@ pub mod alert_rows;
 mod appender;
 pub mod audit;
 pub mod bound;
-pub mod bound_contact;
 pub mod checkpoint;
 pub mod export;
 mod fhir;

@@ -59,10 +59,24 @@ pub enum Annotation {
     /// notices to the IG office.
     Alert {
         alert: crate::domain::ledger::alert_rows::Alert,
-        notices: Vec<crate::domain::notify::Notice>,
+        notices: Vec<NoticeRow>,
     },
     /// A step of an alert case, committed only if it is the case's next step.
     AlertEvent(crate::domain::ledger::alert_rows::AlertEvent),
+}
+
+/// A notice committed with the record that raised it, as the outbox keeps it. The notify
+/// room words notices (`Notice::row`); the ledger carries them into the transaction
+/// without importing that room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRow {
+    pub notice_id: String,
+    pub recipient_system: String,
+    /// The notice's rule, as written in the outbox.
+    pub rule: &'static str,
+    /// The whole notice, as its recipient reads it (JSON).
+    pub payload: String,
+    pub created_at: String,
 }
 
 impl BreakGlassReview {

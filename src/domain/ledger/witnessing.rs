@@ -5,6 +5,7 @@
 //! wait for a witness: the task runs beside the append path, and a witness that is down
 //! or behind only turns health to a warning and raises a notice to the IG office.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,10 +15,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 
+use crate::domain::ledger::Checkpoint;
+use crate::domain::ledger::bound::BoundTable;
 use crate::domain::ledger::merkle::{self, Hash};
 use crate::domain::ledger::note::{self, Note, SignatureLine, Vkey};
 use crate::domain::ledger::verify::Mismatch;
-use crate::domain::ledger::{Checkpoint, now};
 use crate::error::Error;
 use crate::store::{Store, StoredCosignature};
 
@@ -175,6 +177,26 @@ enum Answer {
     Refused(u16),
 }
 
+/// How far witnessing lags, once it lags beyond the policy's bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessLag {
+    /// The log's size.
+    pub log_size: u64,
+    /// The size a quorum of witnesses has cosigned.
+    pub quorum_size: u64,
+    /// How long the quorum has been behind, in seconds.
+    pub lag_secs: u64,
+    /// The witnesses behind the log's size.
+    pub behind: Vec<String>,
+}
+
+/// Who is told when witnessing lags beyond the policy's bound: the ledger says how far;
+/// the room that words notices tells the IG office (the ledger does not import it).
+pub trait LagAlarm: Send + Sync {
+    /// Raises the alarm for `lag`; a failure is the alarm's to log.
+    fn lagging(&self, lag: WitnessLag) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
 /// Sends checkpoints to the policy's witnesses until the process ends: one task per
 /// witness, so a witness that is slow or hung holds back none of the others, and one that
 /// watches the lag.
@@ -182,7 +204,7 @@ pub struct Cosigner {
     store: Store,
     policy: Arc<WitnessPolicy>,
     health: Arc<WitnessHealth>,
-    ig_systems: Arc<crate::domain::notify::IgSystems>,
+    alarm: Arc<dyn LagAlarm>,
     /// The size each witness is known to hold, in the policy's order.
     held: Arc<Vec<AtomicU64>>,
     /// Since when the latest checkpoint has been beyond the quorum's size.
@@ -194,7 +216,7 @@ impl Cosigner {
     pub fn start(
         store: Store,
         policy: Arc<WitnessPolicy>,
-        ig_systems: Arc<crate::domain::notify::IgSystems>,
+        alarm: Arc<dyn LagAlarm>,
     ) -> Arc<WitnessHealth> {
         let health = Arc::new(WitnessHealth::default());
         let held = Arc::new(
@@ -208,7 +230,7 @@ impl Cosigner {
             store,
             policy,
             health: Arc::clone(&health),
-            ig_systems,
+            alarm,
             held,
             behind_since: None,
         };
@@ -287,17 +309,14 @@ impl Cosigner {
             behind = %behind.join(","),
             "witness cosigning lags beyond the policy's bound: health warning"
         );
-        let notices = crate::domain::notify::witness_lag(
-            &self.ig_systems.current(),
-            size,
-            quorum_size,
-            lag.as_secs(),
-            &behind,
-        );
-        let trigger = format!("witness-lag-{}", now());
-        if let Err(error) = self.store.add_notices(&trigger, &notices).await {
-            tracing::error!(%error, "the witness-lag notice to the IG office could not be stored");
-        }
+        self.alarm
+            .lagging(WitnessLag {
+                log_size: size,
+                quorum_size,
+                lag_secs: lag.as_secs(),
+                behind,
+            })
+            .await;
     }
 }
 
@@ -598,12 +617,14 @@ pub async fn check_witnessed(
 
 /// Verifies the log in `store` against its checkpoints with `public_key` and then, with a
 /// policy, against what the witnesses hold (`origin`: the log's name where its latest
-/// checkpoint predates witnessing).
+/// checkpoint predates witnessing), and the tables beside the log against their entries:
+/// the ledger's own and `bound`, those other rooms keep.
 pub async fn verify_witnessed(
     store: &Store,
     public_key: &[u8],
     policy: Option<&WitnessPolicy>,
     origin: &str,
+    bound: &[Arc<dyn BoundTable>],
 ) -> Result<
     (
         Result<crate::domain::ledger::verify::Verified, Mismatch>,
@@ -617,6 +638,7 @@ pub async fn verify_witnessed(
         public_key,
         policy,
         origin,
+        bound,
         &mut crate::domain::progress::unwatched,
     )
     .await
@@ -628,6 +650,7 @@ pub async fn verify_witnessed_reporting(
     public_key: &[u8],
     policy: Option<&WitnessPolicy>,
     origin: &str,
+    bound: &[Arc<dyn BoundTable>],
     progress: crate::domain::progress::OnProgress<'_>,
 ) -> Result<
     (
@@ -638,7 +661,8 @@ pub async fn verify_witnessed_reporting(
     Error,
 > {
     let (outcome, checkpoint) =
-        crate::domain::ledger::audit::verify_store_reporting(store, public_key, progress).await?;
+        crate::domain::ledger::audit::verify_store_reporting(store, public_key, bound, progress)
+            .await?;
     let (Ok(done), Some(policy)) = (&outcome, policy) else {
         return Ok((outcome, checkpoint, None));
     };

@@ -4,7 +4,6 @@
 pub mod demographics;
 pub mod facts;
 pub mod identifiers;
-mod service;
 pub mod status;
 
 use std::fmt;
@@ -17,7 +16,6 @@ pub use facts::{
     LegalStatusType, Part, PersonRef,
 };
 pub use identifiers::Identifier;
-pub use service::{BATCH_MAX, Records, check_changes};
 pub use status::{ConcernLevel, LegalStatusVersion, SafeguardingStatus};
 
 use crate::domain::{Agency, AgencySystem, Practitioner, Role};

@@ -1,5 +1,8 @@
 //! Publishing, updating and ending facts: checks that need no database, then one atomic
-//! store call.
+//! store call. A room of its own beside `records` (the facts and their vocabulary), since
+//! publishing also matches persons (`identity`) and logs decisions (`ledger`), and the
+//! identity room is built on the records room's types: kept inside `records`, the two
+//! rooms would import each other.
 
 use std::sync::Arc;
 
