@@ -23,7 +23,7 @@
 //! defaults, a `ServerTlsConfig` from the same server certificate and the same client-CA
 //! bundle from the agency registry, a `TcpIncoming` on 127.0.0.1:0 with the gateway's
 //! accepted-socket options: TCP_NODELAY, keepalive) and the callers reach
-//! it through the same `safegate::case::channel` with the same client certificate. It
+//! it through the same `safegate::api::client::channel` with the same client certificate. It
 //! answers with the real gateway's WhoAmI response for `police-iom`, captured at start,
 //! with the request's practitioner context echoed back, so its messages are as large as
 //! the gateway's WhoAmI and of the same order as Explain's request. It is the floor that
@@ -298,7 +298,7 @@ fn dean() -> Option<PersonRef> {
     Some(PersonRef {
         r#ref: Some(proto::person_ref::Ref::Identifier(Identifier {
             scheme: IdentifierScheme::PncId.into(),
-            value: safegate::case::DEAN_PNC.into(),
+            value: safegate::demo::case::DEAN_PNC.into(),
             namespace: String::new(),
         })),
     })
@@ -710,10 +710,12 @@ async fn futures_join<T>(handles: Vec<JoinHandle<T>>) -> Vec<Result<T, tokio::ta
 async fn channels(addr: SocketAddr, pki: &Path, n: usize) -> Result<Vec<Channel>> {
     let mut opened = Vec::with_capacity(n);
     for _ in 0..n {
-        let channel =
-            tokio::time::timeout(STEP_TIMEOUT, safegate::case::channel(addr, pki, SYSTEM))
-                .await
-                .context("connecting timed out")??;
+        let channel = tokio::time::timeout(
+            STEP_TIMEOUT,
+            safegate::api::client::channel(addr, pki, SYSTEM),
+        )
+        .await
+        .context("connecting timed out")??;
         opened.push(channel);
     }
     Ok(opened)
@@ -829,7 +831,7 @@ async fn measure(
     };
 
     let started = Instant::now();
-    let case = tokio::time::timeout(STEP_TIMEOUT, safegate::case::load(gateway.addr, &pki))
+    let case = tokio::time::timeout(STEP_TIMEOUT, safegate::demo::case::load(gateway.addr, &pki))
         .await
         .context("loading the case timed out")?
         .context("loading the case")?;
@@ -842,7 +844,7 @@ async fn measure(
         .context("the case has no Dean")?;
 
     // One call of each kind, checked, to size the messages and shape the echo and entry.
-    let probe = safegate::case::channel(gateway.addr, &pki, SYSTEM).await?;
+    let probe = safegate::api::client::channel(gateway.addr, &pki, SYSTEM).await?;
     let requests = Requests {
         who_am_i: WhoAmIRequest { context: context() },
         explain: ExplainRequest {
@@ -857,8 +859,11 @@ async fn measure(
         },
         entry: Entry::new(EntryKind::Query, Decision::Released),
         subject: safegate::domain::records::PersonRef::Identifier(
-            safegate::domain::records::Identifier::pnc_id(safegate::case::DEAN_PNC, "subject")
-                .map_err(|v| anyhow::anyhow!("Dean's PNC id: {v:?}"))?,
+            safegate::domain::records::Identifier::pnc_id(
+                safegate::demo::case::DEAN_PNC,
+                "subject",
+            )
+            .map_err(|v| anyhow::anyhow!("Dean's PNC id: {v:?}"))?,
         ),
     };
     let who = IdentityServiceClient::new(probe.clone())
@@ -933,14 +938,15 @@ async fn measure(
         server_runtime,
     )
     .await?;
-    let sized_answer =
-        IdentityServiceClient::new(safegate::case::channel(echo_sized.addr, &pki, SYSTEM).await?)
-            .who_am_i(requests.who_am_i.clone())
-            .await
-            .context("WhoAmI on the sized echo")?
-            .into_inner();
+    let sized_answer = IdentityServiceClient::new(
+        safegate::api::client::channel(echo_sized.addr, &pki, SYSTEM).await?,
+    )
+    .who_am_i(requests.who_am_i.clone())
+    .await
+    .context("WhoAmI on the sized echo")?
+    .into_inner();
     let echo_answer =
-        IdentityServiceClient::new(safegate::case::channel(echo.addr, &pki, SYSTEM).await?)
+        IdentityServiceClient::new(safegate::api::client::channel(echo.addr, &pki, SYSTEM).await?)
             .who_am_i(requests.who_am_i.clone())
             .await
             .context("WhoAmI on the echo")?

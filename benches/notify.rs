@@ -328,7 +328,7 @@ fn query_request() -> QueryRequest {
         subject: Some(PersonRef {
             r#ref: Some(person_ref::Ref::Identifier(Identifier {
                 scheme: IdentifierScheme::PncId.into(),
-                value: safegate::case::DEAN_PNC.into(),
+                value: safegate::demo::case::DEAN_PNC.into(),
                 namespace: String::new(),
             })),
         }),
@@ -718,13 +718,17 @@ async fn run_against(
     pool_size: u32,
 ) -> Result<(Received, Instant)> {
     let channel = |system: String| async move {
-        safegate::case::channel(addr, pki, &system)
+        safegate::api::client::channel(addr, pki, &system)
             .await
             .with_context(|| format!("connecting as {system}"))
     };
 
     // The demo case, for the query baseline.
-    let case = step("loading the demo case", safegate::case::load(addr, pki)).await?;
+    let case = step(
+        "loading the demo case",
+        safegate::demo::case::load(addr, pki),
+    )
+    .await?;
     let case_facts: usize = case.published_by.iter().map(|(_, n)| n).sum();
 
     // The family: one adult, parent of 100 children, each a child in need.

@@ -4,11 +4,10 @@
 //! certificate into an agency system identity; the domain decides what may be shared.
 
 pub mod api;
-pub mod case;
 pub mod cli;
 pub mod config;
 pub mod console;
-mod demo;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod metrics;
@@ -19,5 +18,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
-mod walkthrough;
 pub mod witness;

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod caller_layer;
+pub mod client;
 pub mod contact;
 mod convert;
 mod convert_records;
@@ -17,6 +18,7 @@ pub mod records;
 pub mod requests;
 pub mod resolution;
 pub mod rpc_metrics;
+mod status;
 
 /// Code generated from `proto/safegate/v1`.
 pub mod proto {

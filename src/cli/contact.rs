@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::api::client::status_error;
 use crate::api::proto::{
     self, AnswerContactRequest, ContactOutcome, ContactScope, ContactUrgency,
     ListContactRequestsRequest, PractitionerContext, RequestContactRequest,
@@ -11,7 +12,7 @@ use crate::api::proto::{
 };
 use crate::cli::query::wire_enum;
 use crate::config::{Layers, Settings};
-use crate::walkthrough::contact_line;
+use crate::demo::walkthrough::contact_line;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum UrgencyArg {
@@ -99,15 +100,12 @@ impl ContactArgs {
     }
 }
 
-fn status(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
-}
-
 /// Runs one contact command and prints the outcome in words.
 pub async fn run(args: ContactArgs, settings: &Settings) -> anyhow::Result<()> {
-    let channel = crate::case::channel(settings.listen_addr, &settings.pki_dir, &args.system)
-        .await
-        .context("connecting to the gateway")?;
+    let channel =
+        crate::api::client::channel(settings.listen_addr, &settings.pki_dir, &args.system)
+            .await
+            .context("connecting to the gateway")?;
     let mut client = ContactServiceClient::new(channel);
     let context = PractitionerContext {
         practitioner_id: args.practitioner.clone(),
@@ -143,7 +141,7 @@ pub async fn run(args: ContactArgs, settings: &Settings) -> anyhow::Result<()> {
                     client_request_id: String::new(),
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             let request = made.request.unwrap_or_default();
             println!("Requested: {}", contact_line(&request));
@@ -172,7 +170,7 @@ pub async fn run(args: ContactArgs, settings: &Settings) -> anyhow::Result<()> {
                     passed_to_system_id: passed_to,
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             println!(
                 "Answered: {}",
@@ -195,7 +193,7 @@ pub async fn run(args: ContactArgs, settings: &Settings) -> anyhow::Result<()> {
                     .into(),
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             if listed.requests.is_empty() {
                 println!("No contact requests.");

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::api::client::status_error;
 use crate::api::proto::{
     self, ConfirmMatchRequest, IdentityCard, ListIdentityLinksRequest, ListReviewTasksRequest,
     PractitionerContext, RejectMatchRequest, Role, SplitLinkRequest,
@@ -100,10 +101,6 @@ impl IdentityArgs {
     }
 }
 
-fn status(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
-}
-
 /// One side of a task in words: each agency's identity details.
 pub fn describe_card(card: &IdentityCard) -> String {
     let mut text = format!("    person {}\n", card.person_id);
@@ -162,7 +159,8 @@ pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> 
         return estimate(settings, out, *iterations).await;
     }
     let channel =
-        crate::case::channel(settings.listen_addr, &settings.pki_dir, &args.flags.system).await?;
+        crate::api::client::channel(settings.listen_addr, &settings.pki_dir, &args.flags.system)
+            .await?;
     let mut client = IdentityResolutionServiceClient::new(channel);
     let context = Some(PractitionerContext {
         practitioner_id: args.flags.practitioner.clone(),
@@ -177,7 +175,7 @@ pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> 
                     include_closed: all,
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             if response.tasks.is_empty() {
                 println!("No review tasks.");
@@ -220,7 +218,7 @@ pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> 
                     note,
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             println!(
                 "Confirmed: the two records are one person (decision {}).",
@@ -235,7 +233,7 @@ pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> 
                     note,
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             println!(
                 "Rejected: the pair will not be proposed again (decision {}).",
@@ -249,7 +247,7 @@ pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> 
                     person: Some(subject_ref(by, &subject)),
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             if response.links.is_empty() {
                 println!("No links on demographics: only shared identifiers join this person.");
@@ -282,7 +280,7 @@ pub async fn run(args: IdentityArgs, settings: &Settings) -> anyhow::Result<()> 
                     note,
                 })
                 .await
-                .map_err(status)?
+                .map_err(status_error)?
                 .into_inner();
             println!("Split (decision {}).", response.decision_id);
             if response.crossed.is_empty() {

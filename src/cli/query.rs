@@ -113,7 +113,7 @@ pub(crate) fn wire_enum(
 /// Calls Query or Explain and prints the answer.
 pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
     let pki_dir: PathBuf = settings.pki_dir.clone();
-    let channel = crate::case::channel(settings.listen_addr, &pki_dir, &args.system).await?;
+    let channel = crate::api::client::channel(settings.listen_addr, &pki_dir, &args.system).await?;
     let mut client = QueryServiceClient::new(channel);
     let context = PractitionerContext {
         practitioner_id: args.practitioner.clone(),
@@ -205,7 +205,7 @@ pub async fn run(args: QueryArgs, settings: &Settings) -> anyhow::Result<()> {
             }
         }
     }
-    print!("{}", crate::walkthrough::describe(&answer, &names));
+    print!("{}", crate::demo::walkthrough::describe(&answer, &names));
     println!("Lawful basis: {}", answer.lawful_basis);
     println!("Policy version: {}", answer.policy_version);
     print_contact(&answer, &args, status_context, settings).await
@@ -245,7 +245,7 @@ async fn print_contact(
         );
     }
     let channel =
-        crate::case::channel(settings.listen_addr, &settings.pki_dir, &args.system).await?;
+        crate::api::client::channel(settings.listen_addr, &settings.pki_dir, &args.system).await?;
     let mine = crate::api::proto::contact_service_client::ContactServiceClient::new(channel)
         .list_contact_requests(proto::ListContactRequestsRequest {
             context: Some(context),
@@ -258,7 +258,7 @@ async fn print_contact(
     if !mine.is_empty() {
         println!("Your contact requests:");
         for request in &mine {
-            println!("  {}", crate::walkthrough::contact_line(request));
+            println!("  {}", crate::demo::walkthrough::contact_line(request));
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use safegate::api::proto::{
     alert_service_client::AlertServiceClient,
     notification_service_client::NotificationServiceClient,
 };
-use safegate::case::{self, DEAN_PNC, LoadedCase};
+use safegate::demo::case::{self, DEAN_PNC, LoadedCase};
 use safegate::domain::alerts::clock::parse_utc;
 use safegate::domain::ledger::{Decision, Entry, EntryKind};
 use sha2::{Digest, Sha256};

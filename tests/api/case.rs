@@ -10,7 +10,7 @@ use crate::helpers::spawn_gateway;
 #[tokio::test]
 async fn the_demo_case_loads_through_the_api_once_however_often_it_runs() {
     let gateway = spawn_gateway().await;
-    let first = safegate::case::load(gateway.addr, &gateway.pki.dir)
+    let first = safegate::demo::case::load(gateway.addr, &gateway.pki.dir)
         .await
         .expect("case loads");
     let records = gateway.count("record").await;
@@ -42,7 +42,7 @@ async fn the_demo_case_loads_through_the_api_once_however_often_it_runs() {
     );
     assert_eq!(first.confirmed.len(), 1, "the MASH confirmed Dean");
 
-    let again = safegate::case::load(gateway.addr, &gateway.pki.dir)
+    let again = safegate::demo::case::load(gateway.addr, &gateway.pki.dir)
         .await
         .expect("case loads again");
     assert_eq!(
@@ -74,7 +74,7 @@ async fn the_demo_case_loads_through_the_api_once_however_often_it_runs() {
 #[tokio::test]
 async fn links_are_found_from_either_side() {
     let gateway = spawn_gateway().await;
-    let case = safegate::case::load(gateway.addr, &gateway.pki.dir)
+    let case = safegate::demo::case::load(gateway.addr, &gateway.pki.dir)
         .await
         .expect("case loads");
     let store = Store::connect(&gateway.database.url(), 2)

@@ -198,4 +198,21 @@ fn the_demo_runs_from_any_directory_and_says_which_policies_it_uses() {
     );
     assert!(again.contains("as an earlier demo wrote them"), "{again}");
     assert!(again.contains("6. The IG officer"), "{again}");
+
+    // Step 8's probing raises one privacy alert per data directory: the second run finds
+    // the first run's alert rather than probing again.
+    let alert_of = |printed: &str| {
+        let line = printed
+            .lines()
+            .find(|l| l.contains("The privacy alerts raise a case for the IG office"))
+            .unwrap_or_else(|| panic!("step 8 raised no alert: {printed}"))
+            .to_owned();
+        assert!(line.contains("refused 5 times"), "{line}");
+        line.split("alert ")
+            .nth(1)
+            .map(|rest| rest[..36].to_owned())
+    };
+    let first = alert_of(&printed);
+    assert!(first.is_some(), "{printed}");
+    assert_eq!(first, alert_of(&again), "{again}");
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use safegate::api::proto::ListEntriesRequest;
-use safegate::case::{DEAN_NHS, DEAN_PNC};
+use safegate::demo::case::{DEAN_NHS, DEAN_PNC};
 use safegate::domain::ledger::audit::LOG_READ_LAWFUL_BASIS;
 use safegate::pki::{CertificateAuthority, Validity};
 
@@ -19,7 +19,7 @@ const SAME_ORIGIN: Headers<'static> = &[("sec-fetch-site", "same-origin")];
 
 async fn with_case_and_console() -> TestGateway {
     let gateway = spawn_gateway_with_console().await;
-    safegate::case::load(gateway.addr, &gateway.pki.dir)
+    safegate::demo::case::load(gateway.addr, &gateway.pki.dir)
         .await
         .expect("case loads");
     gateway

@@ -11,7 +11,7 @@ use safegate::api::proto::{
     QueryResponse, Role, WhoAmIRequest, identity_service_client::IdentityServiceClient,
     query_service_client::QueryServiceClient,
 };
-use safegate::case::{self, DEAN_PNC, LoadedCase};
+use safegate::demo::case::{self, DEAN_PNC, LoadedCase};
 
 use crate::helpers::{TestGateway, auditor, context, spawn_gateway};
 

@@ -423,7 +423,7 @@ async fn a_large_query_entry_is_stored_whole_and_the_log_verifies() {
         &gateway,
         "police-iom",
         asking("IOM-0001", Role::IomOfficer, Purpose::OffenderManagement),
-        pnc(safegate::case::DEAN_PNC),
+        pnc(safegate::demo::case::DEAN_PNC),
     )
     .await
     .expect("the IOM officer may ask about Dean");

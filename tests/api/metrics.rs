@@ -24,7 +24,7 @@ use safegate::api::proto::{
     notification_service_client::NotificationServiceClient,
     query_service_client::QueryServiceClient,
 };
-use safegate::case::{self, DEAN_PNC};
+use safegate::demo::case::{self, DEAN_PNC};
 use safegate::pki::{CertificateAuthority, Validity};
 use tonic::Code;
 

@@ -11,7 +11,7 @@ use safegate::api::proto::{
     notification_service_client::NotificationServiceClient,
     query_service_client::QueryServiceClient,
 };
-use safegate::case::{self, BEN_NHS, CHLOE_NHS, DEAN_PNC, LoadedCase};
+use safegate::demo::case::{self, BEN_NHS, CHLOE_NHS, DEAN_PNC, LoadedCase};
 use tokio_stream::StreamExt;
 
 use crate::helpers::{TestGateway, acting, auditor, spawn_gateway};

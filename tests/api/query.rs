@@ -10,7 +10,7 @@ use safegate::api::proto::{
     QueryResponse, ReloadPolicyRequest, Role, fact::Category,
     query_service_client::QueryServiceClient,
 };
-use safegate::case::{self, AMY_NHS, BEN_NHS, DEAN_PNC, LoadedCase};
+use safegate::demo::case::{self, AMY_NHS, BEN_NHS, DEAN_PNC, LoadedCase};
 use tonic::Code;
 
 use safegate::store::Store;

@@ -183,7 +183,7 @@ async fn refusals_name_their_subject_and_the_report_lists_them() {
         &gateway,
         "primary-school",
         crate::query::asking("DSL-0900", Role::SchoolDsl, Purpose::ChildSafeguarding),
-        crate::query::pnc(safegate::case::DEAN_PNC),
+        crate::query::pnc(safegate::demo::case::DEAN_PNC),
     )
     .await
     .expect_err("no legitimate relationship");

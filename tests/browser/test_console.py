@@ -187,7 +187,7 @@ def test_sign_in_search_and_open_an_entry_with_its_proof(officer):
     check(officer, "search")
 
     officer.find_element(By.ID, "person").send_keys(AMY_NHS)
-    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]"))
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action^='/search'] button[type=submit]"))
     caption = officer.find_element(By.CSS_SELECTOR, "#results ~ table caption").text
     assert "entries" in caption, caption
     rows = officer.find_elements(By.CSS_SELECTOR, "tbody tr")
@@ -221,7 +221,7 @@ def test_a_break_glass_use_is_reviewed_with_an_outcome_and_note(officer):
 def test_a_review_without_a_note_is_explained_in_an_error_summary(officer):
     officer.get(CONSOLE_URL + "/")
     Select(officer.find_element(By.ID, "break_glass")).select_by_value("yes")
-    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action='/search'] button[type=submit]"))
+    follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action^='/search'] button[type=submit]"))
     follow(officer, officer.find_element(By.CSS_SELECTOR, "#results ~ table tbody a"))
     follow(officer, officer.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))
     summary = officer.find_element(By.CSS_SELECTOR, ".govuk-error-summary")

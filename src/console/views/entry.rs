@@ -91,7 +91,7 @@ impl From<&ProvenEntry> for ProofView {
                              checkpoint will include it."
                 .to_owned(),
             (Some(_), true, true) => format!(
-                "Proof checked: this entry is leaf {} of the log of {} entries whose root the \
+                "This entry is leaf {} of the log of {} entries whose root the \
                  checkpoint signed at {} commits to, and the checkpoint's signature verifies \
                  with the log's key.",
                 proven.stored.seq, tree_size, signed_at

@@ -6,17 +6,19 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::api::client;
 use crate::api::proto::{
     self, AnswerContactRequest, ContactOutcome, ContactScope, ContactStatus, ContactUrgency,
-    ListContactRequestsRequest, ListEntriesRequest, ListIdentityLinksRequest, ListNoticesRequest,
-    PersonRef, PractitionerContext, Purpose, QueryRequest, QueryResponse, RequestContactRequest,
-    Role, SubjectSearch, VerifyLogRequest, audit_service_client::AuditServiceClient,
+    ListAlertsRequest, ListContactRequestsRequest, ListEntriesRequest, ListIdentityLinksRequest,
+    ListNoticesRequest, PersonRef, PractitionerContext, Purpose, QueryRequest, QueryResponse,
+    RequestContactRequest, Role, SubjectSearch, VerifyLogRequest,
+    alert_service_client::AlertServiceClient, audit_service_client::AuditServiceClient,
     contact_service_client::ContactServiceClient,
     identity_resolution_service_client::IdentityResolutionServiceClient,
     notification_service_client::NotificationServiceClient,
     query_service_client::QueryServiceClient,
 };
-use crate::case::{self, AMY_NHS, BEN_NHS, CHLOE_NHS, DEAN_PNC, LoadedCase};
+use crate::demo::case::{AMY_NHS, BEN_NHS, CHLOE_NHS, DEAN_PNC, LoadedCase};
 
 fn context(id: &str, role: Role, purpose: Purpose) -> PractitionerContext {
     PractitionerContext {
@@ -151,7 +153,7 @@ async fn joins(
             .map_or("another agency", |(system, _)| *system)
     };
     let mut mash =
-        IdentityResolutionServiceClient::new(case::channel(addr, pki_dir, "mash").await?);
+        IdentityResolutionServiceClient::new(client::channel(addr, pki_dir, "mash").await?);
     let _ = writeln!(
         out,
         "\n0. Each agency published the family as its own system holds them; the gateway \
@@ -221,7 +223,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
     let mut out = String::from("\nWalk-through of the case (DOMAIN.md), through the real API:\n");
     joins(addr, pki_dir, case, &mut out).await?;
 
-    let mut iom = QueryServiceClient::new(case::channel(addr, pki_dir, "police-iom").await?);
+    let mut iom = QueryServiceClient::new(client::channel(addr, pki_dir, "police-iom").await?);
     let answer = iom
         .query(QueryRequest {
             context: Some(context(
@@ -247,7 +249,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
     out.push_str(&describe(&answer, &names));
     let iom_answer = answer;
 
-    let mut hv = QueryServiceClient::new(case::channel(addr, pki_dir, "health-visiting").await?);
+    let mut hv = QueryServiceClient::new(client::channel(addr, pki_dir, "health-visiting").await?);
     let answer = hv
         .query(QueryRequest {
             context: Some(context(
@@ -285,7 +287,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
             "childrens-services" => Role::SocialWorker,
             _ => Role::IomOfficer,
         };
-        let notices = NotificationServiceClient::new(case::channel(addr, pki_dir, system).await?)
+        let notices = NotificationServiceClient::new(client::channel(addr, pki_dir, system).await?)
             .list_notices(ListNoticesRequest {
                 context: Some(context("SERVICE", role, Purpose::ChildSafeguarding)),
                 after_cursor: 0,
@@ -322,7 +324,8 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
         let _ = writeln!(out, "    {system}: {}", listed.join(", "));
     }
 
-    let mut school = QueryServiceClient::new(case::channel(addr, pki_dir, "primary-school").await?);
+    let mut school =
+        QueryServiceClient::new(client::channel(addr, pki_dir, "primary-school").await?);
     let refused = school
         .query(QueryRequest {
             context: Some(context(
@@ -355,7 +358,7 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
         }
     }
 
-    let mut audit = AuditServiceClient::new(case::channel(addr, pki_dir, "ig-office").await?);
+    let mut audit = AuditServiceClient::new(client::channel(addr, pki_dir, "ig-office").await?);
     let ig = context("IG-0001", Role::IgOfficer, Purpose::Audit);
     let about_amy = audit
         .list_entries(ListEntriesRequest {
@@ -384,7 +387,81 @@ pub async fn play(addr: SocketAddr, pki_dir: &Path, case: &LoadedCase) -> anyhow
         "   Export it with: safegate audit export --format fhir (see README)."
     );
     contact_about_chloe(addr, pki_dir, case, &iom_answer, &mut out).await?;
+    probing_raises_an_alert(addr, pki_dir, &mut out).await?;
     Ok(out)
+}
+
+/// Who probes in step 8, and how many refusals `policies/alerts.toml`'s repeated-refusals
+/// rule needs within its window.
+const PROBING_PRACTITIONER: &str = "DSL-0902";
+const PROBING_REFUSALS: usize = 5;
+
+/// A school DSL with no involvement asks about Dean again and again; each query is
+/// refused, and the privacy alerts point the IG office at the pattern. Once per data
+/// directory: a second run of the demo finds the alert and asks no more.
+async fn probing_raises_an_alert(
+    addr: SocketAddr,
+    pki_dir: &Path,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let ig = context("IG-0001", Role::IgOfficer, Purpose::Audit);
+    let mut alerts = AlertServiceClient::new(client::channel(addr, pki_dir, "ig-office").await?);
+    let raised = |alerts: Vec<proto::PrivacyAlert>| alerts.into_iter().next();
+    let list = ListAlertsRequest {
+        context: Some(ig),
+        rule_id: "alerts.repeated_refusals".into(),
+        practitioner_id: PROBING_PRACTITIONER.into(),
+        page_size: 1,
+        ..Default::default()
+    };
+    let mut alert = raised(alerts.list_alerts(list.clone()).await?.into_inner().alerts);
+    if alert.is_none() {
+        let mut school =
+            QueryServiceClient::new(client::channel(addr, pki_dir, "primary-school").await?);
+        for _ in 0..PROBING_REFUSALS {
+            let asked = school
+                .query(QueryRequest {
+                    context: Some(context(
+                        PROBING_PRACTITIONER,
+                        Role::SchoolDsl,
+                        Purpose::ChildSafeguarding,
+                    )),
+                    subject: by_identifier(proto::IdentifierScheme::PncId, DEAN_PNC),
+                    search: None,
+                })
+                .await;
+            if asked.is_ok() {
+                anyhow::bail!("{PROBING_PRACTITIONER}'s query was answered; it must be refused");
+            }
+        }
+        // The rules run beside the log's append, not inside the call: wait a little.
+        for _ in 0..50 {
+            alert = raised(alerts.list_alerts(list.clone()).await?.into_inner().alerts);
+            if alert.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n8. A school DSL ({PROBING_PRACTITIONER}) with no involvement asks about Dean \
+         {PROBING_REFUSALS} times and is refused each time."
+    );
+    match alert {
+        Some(alert) => {
+            let _ = writeln!(
+                out,
+                "    The privacy alerts raise a case for the IG office ({}, alert {}): {}\n    \
+                 Work it in the console's Privacy alerts, or: safegate audit alerts show {}",
+                alert.rule_id, alert.alert_id, alert.summary, alert.alert_id
+            );
+        }
+        None => {
+            let _ = writeln!(out, "    (No privacy alert was raised within 10 s.)");
+        }
+    }
+    Ok(())
 }
 
 /// The IOM officer asks the health visiting team, shown to them only as an indicator in
@@ -418,7 +495,7 @@ async fn contact_about_chloe(
     };
     let iom = context("IOM-0001", Role::IomOfficer, Purpose::ChildSafeguarding);
     let hv = context("HV-0001", Role::HealthVisitor, Purpose::ChildSafeguarding);
-    let mut as_iom = ContactServiceClient::new(case::channel(addr, pki_dir, "police-iom").await?);
+    let mut as_iom = ContactServiceClient::new(client::channel(addr, pki_dir, "police-iom").await?);
     let made = as_iom
         .request_contact(RequestContactRequest {
             context: Some(iom.clone()),
@@ -447,7 +524,7 @@ async fn contact_about_chloe(
         request.request_entry_id
     );
     let told =
-        NotificationServiceClient::new(case::channel(addr, pki_dir, "health-visiting").await?)
+        NotificationServiceClient::new(client::channel(addr, pki_dir, "health-visiting").await?)
             .list_notices(ListNoticesRequest {
                 context: Some(hv.clone()),
                 after_cursor: 0,
@@ -466,7 +543,7 @@ async fn contact_about_chloe(
         );
     }
     if request.status() == ContactStatus::Open || request.status() == ContactStatus::Overdue {
-        ContactServiceClient::new(case::channel(addr, pki_dir, "health-visiting").await?)
+        ContactServiceClient::new(client::channel(addr, pki_dir, "health-visiting").await?)
             .answer_contact(AnswerContactRequest {
                 context: Some(hv),
                 request_id: request.request_id.clone(),

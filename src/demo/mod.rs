@@ -6,8 +6,11 @@ use std::future::Future;
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::pki;
 use crate::startup::Application;
-use crate::{case, pki};
+
+pub mod case;
+pub(crate) mod walkthrough;
 
 /// Where the demo serves the IG console unless told otherwise.
 pub const CONSOLE_ADDR: &str = "127.0.0.1:8443";
@@ -28,7 +31,7 @@ pub async fn run(
         .await
         .context("loading the demo case through the API")?;
     println!("{}", describe_case(&loaded));
-    match crate::walkthrough::play(addr, &pki_dir, &loaded).await {
+    match walkthrough::play(addr, &pki_dir, &loaded).await {
         Ok(text) => println!("{text}"),
         Err(error) => println!("\nThe walk-through could not finish: {error:#}"),
     }
@@ -56,20 +59,23 @@ fn describe_case(loaded: &case::LoadedCase) -> String {
 
 /// The demo's registry and policies, built in so the demo runs from any directory.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("registry.toml", include_str!("../policies/registry.toml")),
-    ("sharing.conf", include_str!("../policies/sharing.conf")),
-    ("sharing.csv", include_str!("../policies/sharing.csv")),
+    (
+        "registry.toml",
+        include_str!("../../policies/registry.toml"),
+    ),
+    ("sharing.conf", include_str!("../../policies/sharing.conf")),
+    ("sharing.csv", include_str!("../../policies/sharing.csv")),
     (
         crate::startup::MATCHING_RULES,
-        include_str!("../policies/matching.toml"),
+        include_str!("../../policies/matching.toml"),
     ),
     (
         crate::startup::CONTACT_RULES,
-        include_str!("../policies/contact.toml"),
+        include_str!("../../policies/contact.toml"),
     ),
     (
         crate::startup::ALERT_RULES,
-        include_str!("../policies/alerts.toml"),
+        include_str!("../../policies/alerts.toml"),
     ),
 ];
 

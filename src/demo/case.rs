@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::api::client::{self, Channel};
 
 use crate::api::proto::{
     self, CpCategory, Fact, GetSafeguardingStatusRequest, Identifier, IdentifierScheme, PersonRef,
@@ -48,31 +49,6 @@ pub struct LoadedCase {
     pub agency_persons: Vec<(&'static str, String)>,
 }
 
-/// Opens a mutual-TLS channel to the gateway as a demo agency system.
-pub async fn channel(addr: SocketAddr, pki_dir: &Path, system: &str) -> anyhow::Result<Channel> {
-    let read = |name: String| {
-        let path = pki_dir.join(&name);
-        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-    };
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.pem".into())?))
-        .identity(Identity::from_pem(
-            read(format!("{system}.pem"))?,
-            read(format!("{system}.key"))?,
-        ))
-        .domain_name("localhost");
-    let host = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
-    Channel::from_shared(format!("https://{host}"))?
-        .tls_config(tls)?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to the gateway at {host} as {system}"))
-}
-
 /// The MASH, as the demo's identity steward, confirms every open review task: in the
 /// demo's case the only one is Children's Services' record of Dean. Returns the tasks
 /// confirmed (none when the case was loaded before).
@@ -80,7 +56,8 @@ async fn confirm_pending_matches(
     addr: SocketAddr,
     pki_dir: &Path,
 ) -> anyhow::Result<Vec<proto::ReviewTask>> {
-    let mut mash = IdentityResolutionServiceClient::new(channel(addr, pki_dir, "mash").await?);
+    let mut mash =
+        IdentityResolutionServiceClient::new(client::channel(addr, pki_dir, "mash").await?);
     let tasks = mash
         .list_review_tasks(proto::ListReviewTasksRequest {
             context: Some(practitioner("mash")),
@@ -186,7 +163,7 @@ impl Loader {
         category: Category,
     ) -> anyhow::Result<proto::FactReceipt> {
         if !self.clients.contains_key(system) {
-            let channel = channel(self.addr, &self.pki_dir, system).await?;
+            let channel = client::channel(self.addr, &self.pki_dir, system).await?;
             self.clients
                 .insert(system, RecordsServiceClient::new(channel));
         }
