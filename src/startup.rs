@@ -5,33 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
-
-use crate::api::alerts::AlertApi;
-use crate::api::audit::AuditApi;
-use crate::api::caller_layer::CallerLayer;
-use crate::api::contact::ContactApi;
-use crate::api::identity::IdentityApi;
-use crate::api::message_size::MessageSizeLayer;
-use crate::api::notifications::NotificationApi;
-use crate::api::proto::contact_service_server::ContactServiceServer;
-use crate::api::proto::{
-    self, admin_service_server::AdminServiceServer, alert_service_server::AlertServiceServer,
-    audit_service_server::AuditServiceServer,
-    identity_resolution_service_server::IdentityResolutionServiceServer,
-    identity_service_server::IdentityServiceServer,
-    notification_service_server::NotificationServiceServer,
-    query_service_server::QueryServiceServer, records_service_server::RecordsServiceServer,
-};
-use crate::api::query::{AdminApi, QueryApi};
-use crate::api::records::RecordsApi;
-use crate::api::resolution::ResolutionApi;
-use crate::api::rpc_metrics::RpcMetricsLayer;
+use crate::api::server::{self, Health, Services};
 use crate::config::Settings;
 use crate::console::Console;
 use crate::domain::alerts::{AlertEvaluator, AlertRules, Cases};
@@ -50,6 +24,8 @@ use crate::registry::{Registry, RegistryHolder};
 use crate::reload::Reloader;
 use crate::store::Store;
 use crate::tls::{ServerTls, TlsHolder};
+use anyhow::Context;
+use tokio::net::TcpListener;
 
 /// The identity matching rules' file in the policy directory.
 pub const MATCHING_RULES: &str = "matching.toml";
@@ -59,9 +35,6 @@ pub const CONTACT_RULES: &str = "contact.toml";
 const CONTACT_SWEEP: Duration = Duration::from_secs(30);
 /// The privacy alert rules' file in the policy directory.
 pub const ALERT_RULES: &str = "alerts.toml";
-
-/// The gRPC services whose health follows the database.
-const SERVICES: &[&str] = &["safegate.v1.IdentityService", "safegate.v1.RecordsService"];
 
 /// A gateway bound to its port, ready to serve.
 pub struct Application {
@@ -302,7 +275,6 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (reporter, health_service) = tonic_health::server::health_reporter();
         let reloader = Arc::new(Reloader::new(
             &self.settings,
             Arc::clone(&self.policy),
@@ -321,22 +293,39 @@ impl Application {
             },
             crate::metrics::sample_interval(),
         );
+        let (health, grpc) = server::server(Services {
+            ledger: self.ledger.clone(),
+            registry: Arc::clone(&self.registry),
+            reloader,
+            cases: Cases::new(self.ledger.clone()),
+            deliveries: Deliveries::new(self.store.clone(), self.ledger.clone()),
+            queries: Queries::new(
+                self.store.clone(),
+                Arc::clone(&self.policy),
+                self.ledger.clone(),
+                Arc::clone(&self.ig_systems),
+                Arc::clone(&self.rules),
+            ),
+            contacts: self.contacts.clone(),
+            records: Records::new(
+                self.store.clone(),
+                Arc::clone(&self.policy),
+                Arc::clone(&self.rules),
+                self.ledger.clone(),
+            ),
+            steward: Steward::new(
+                self.store.clone(),
+                self.ledger.clone(),
+                Arc::clone(&self.rules),
+            ),
+        });
         let watcher = tokio::spawn(watch_database(
             self.store.clone(),
-            reporter,
+            health,
             self.settings.health_interval,
             self.witness_health.clone(),
         ));
         let sweeper = tokio::spawn(escalate_overdue(self.contacts.clone()));
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let console = self.console.map(|console| {
             let mut stopping = stop_tx.subscribe();
@@ -349,63 +338,7 @@ impl Application {
             tracing::info!("shutdown requested: draining in-flight calls");
             let _ = stop_tx.send(true);
         };
-        let server = Server::builder()
-            .layer(RpcMetricsLayer::new())
-            .layer(CallerLayer::new(
-                Arc::clone(&self.registry),
-                self.ledger.clone(),
-            ))
-            .layer(MessageSizeLayer)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(AdminServiceServer::new(AdminApi::new(
-                reloader,
-                self.ledger.clone(),
-            )))
-            .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
-            .add_service(AlertServiceServer::new(AlertApi::new(Cases::new(
-                self.ledger.clone(),
-            ))))
-            .add_service(NotificationServiceServer::new(NotificationApi::new(
-                Deliveries::new(self.store.clone(), self.ledger.clone()),
-                self.ledger.clone(),
-            )))
-            .add_service(QueryServiceServer::new(QueryApi::new(
-                Queries::new(
-                    self.store.clone(),
-                    Arc::clone(&self.policy),
-                    self.ledger.clone(),
-                    Arc::clone(&self.ig_systems),
-                    Arc::clone(&self.rules),
-                ),
-                self.ledger.clone(),
-            )))
-            .add_service(ContactServiceServer::new(ContactApi::new(
-                self.contacts.clone(),
-                self.ledger.clone(),
-            )))
-            .add_service(IdentityServiceServer::new(IdentityApi::new(
-                self.ledger.clone(),
-            )))
-            .add_service(RecordsServiceServer::new(RecordsApi::new(
-                Records::new(
-                    self.store.clone(),
-                    Arc::clone(&self.policy),
-                    Arc::clone(&self.rules),
-                    self.ledger.clone(),
-                ),
-                self.ledger.clone(),
-            )))
-            .add_service(IdentityResolutionServiceServer::new(ResolutionApi::new(
-                Steward::new(
-                    self.store.clone(),
-                    self.ledger.clone(),
-                    Arc::clone(&self.rules),
-                ),
-                self.ledger.clone(),
-            )))
-            .serve_with_incoming_shutdown(incoming(self.listener, self.tls), signal);
+        let server = grpc.serve(self.listener, self.tls, signal);
 
         let grace = self.settings.shutdown_grace;
         let mut stopping = stop_rx;
@@ -414,7 +347,7 @@ impl Application {
             tokio::time::sleep(grace).await;
         };
         let result = tokio::select! {
-            served = server => served.context("serving gRPC"),
+            served = server => served,
             () = deadline => {
                 tracing::warn!(grace_secs = grace.as_secs(), "drain grace expired; closing remaining calls");
                 Ok(())
@@ -457,11 +390,11 @@ pub fn checkpoint_signer(settings: &Settings) -> anyhow::Result<CheckpointSigner
 /// is a warning, logged on each change, and never NOT_SERVING: disclosures go on.
 async fn watch_database(
     store: Store,
-    reporter: HealthReporter,
+    health: Health,
     interval: Duration,
     witnesses: Option<Arc<WitnessHealth>>,
 ) {
-    let mut last: Option<ServingStatus> = None;
+    let mut last: Option<bool> = None;
     let mut warned = false;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -479,24 +412,21 @@ async fn watch_database(
             }
             warned = lagging;
         }
-        let status = match store.probe().await {
-            Ok(()) => ServingStatus::Serving,
+        let serving = match store.probe().await {
+            Ok(()) => true,
             Err(error) => {
-                if last != Some(ServingStatus::NotServing) {
+                if last != Some(false) {
                     tracing::error!(%error, "database unavailable: reporting NOT_SERVING");
                 }
-                ServingStatus::NotServing
+                false
             }
         };
-        if last == Some(ServingStatus::NotServing) && status == ServingStatus::Serving {
+        if last == Some(false) && serving {
             tracing::info!("database reachable again: reporting SERVING");
         }
-        if last != Some(status) {
-            reporter.set_service_status("", status).await;
-            for service in SERVICES {
-                reporter.set_service_status(*service, status).await;
-            }
-            last = Some(status);
+        if last != Some(serving) {
+            health.set_serving(serving).await;
+            last = Some(serving);
         }
     }
 }
@@ -557,20 +487,4 @@ async fn reload_on_hangup(reloader: Arc<Reloader>) {
     {
         let _ = reloader;
     }
-}
-
-/// Accepted connections with Nagle's algorithm off, so a response's small trailer frame
-/// is not held back waiting for the client's delayed ACK (about 40 ms per call), and
-/// with TCP keepalive so dead peers are noticed.
-/// Each one's TLS handshake uses the configuration in force when it arrives.
-fn incoming(
-    listener: TcpListener,
-    tls: Arc<TlsHolder>,
-) -> impl tokio_stream::Stream<
-    Item = Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
-> {
-    let tcp = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
-    crate::tls::incoming(tcp, tls)
 }

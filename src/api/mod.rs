@@ -18,6 +18,7 @@ pub mod records;
 pub mod requests;
 pub mod resolution;
 pub mod rpc_metrics;
+pub mod server;
 mod status;
 
 /// Code generated from `proto/safegate/v1`.
