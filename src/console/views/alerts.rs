@@ -16,7 +16,9 @@ use serde::Deserialize;
 use crate::console::ConsoleState;
 use crate::console::officer::Officer;
 use crate::console::page::{Layout, Nav, render};
-use crate::console::views::{Choice, EntryRow, FieldError, check_form, display_time, error_for};
+use crate::console::views::{
+    Choice, Done, EntryRow, FieldError, check_form, display_time, error_for,
+};
 use crate::domain::alerts::cases::{AlertDetail, AlertFilter};
 use crate::domain::alerts::{AlertCase, AlertRule, CaseAction, CaseOutcome, CaseState, Cases};
 use crate::error::Error;
@@ -389,13 +391,6 @@ async fn alert_page(
     let detail = Cases::new(state.ledger.clone()).get(read, alert_id).await?;
     let layout = officer.layout(state, "Privacy alert case", Nav::Alerts);
     Ok(AlertPage::new(layout, detail))
-}
-
-/// A confirmation named in the query after a recorded step (never free text).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Done {
-    pub done: String,
 }
 
 /// The case; the read is logged (naming the alert and each entry shown) first.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::console::ConsoleState;
 use crate::console::officer::Officer;
 use crate::console::page::{Layout, Nav, render};
-use crate::console::views::{FieldError, check_form, display_time, error_for};
+use crate::console::views::{Done, FieldError, check_form, display_time, error_for};
 use crate::domain::ledger::audit::{LAW_ENFORCEMENT_AGENCY, ProvenEntry};
 use crate::domain::ledger::review::ReviewOutcome;
 use crate::domain::ledger::{Disclosed, Entry};
@@ -117,13 +117,6 @@ impl From<&ProvenEntry> for ProofView {
                 .unwrap_or_default(),
         }
     }
-}
-
-/// A confirmation named in the query after a recorded outcome (never free text).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Done {
-    pub done: String,
 }
 
 async fn entry_page(

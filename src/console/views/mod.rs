@@ -20,6 +20,14 @@ use crate::domain::records::identifiers::Identifier;
 use crate::error::Error;
 use crate::store::StoredEntry;
 
+/// A confirmation named in the query after a recorded step, such as `?done=closed`
+/// (a word the page turns into its banner, never free text).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Done {
+    pub done: String,
+}
+
 /// A problem with one form field, shown in the error summary and beside the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
