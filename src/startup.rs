@@ -156,6 +156,7 @@ impl Application {
             .with_context(|| format!("binding `listen_addr` {}", settings.listen_addr))?;
         let local_addr = listener.local_addr()?;
         let registry = Arc::new(registry);
+        let registry_in_force = Arc::new(RegistryHolder::new(Arc::clone(&registry)));
         let rules = Arc::new(rules);
         let console = match settings.console_listen_addr {
             Some(addr) => {
@@ -174,7 +175,7 @@ impl Application {
                     ledger.clone(),
                     store.clone(),
                     Arc::clone(&rules),
-                    Arc::clone(&registry),
+                    Arc::clone(&registry_in_force),
                 )
                 .await
                 .with_context(|| format!("binding `console_listen_addr` {addr}"))?;
@@ -219,7 +220,7 @@ impl Application {
             listener,
             local_addr,
             tls: Arc::new(TlsHolder::new(tls)),
-            registry: Arc::new(RegistryHolder::new(registry)),
+            registry: registry_in_force,
             ig_systems,
             store,
             ledger,

@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 
 use crate::domain::identity::MatchRules;
 use crate::domain::ledger::Ledger;
-use crate::registry::Registry;
+use crate::registry::RegistryHolder;
 use crate::store::Store;
 
 pub use tls::server_config;
@@ -40,7 +40,8 @@ pub struct ConsoleState {
     ledger: Ledger,
     store: Store,
     rules: Arc<MatchRules>,
-    registry: Arc<Registry>,
+    /// The registry in force: a reload (SIGHUP, `ReloadPolicy`) changes who may sign in.
+    registry: Arc<RegistryHolder>,
     csrf: csrf::Csrf,
     jobs: views::verify::Jobs,
 }
@@ -60,7 +61,7 @@ impl Console {
         ledger: Ledger,
         store: Store,
         rules: Arc<MatchRules>,
-        registry: Arc<Registry>,
+        registry: Arc<RegistryHolder>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         Ok(Console {

@@ -174,7 +174,7 @@ async fn sign_in(parts: &Parts, state: &ConsoleState) -> Result<Officer, Respons
     let Some(chain) = chain else {
         return Err(no_certificate());
     };
-    let signed_in = match state.registry.identify_officer(&chain) {
+    let signed_in = match state.registry.current().identify_officer(&chain) {
         Ok(signed_in) => signed_in,
         Err(error) => {
             // Logged as the gRPC layer logs an unregistered certificate: by fingerprint.

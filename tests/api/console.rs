@@ -840,3 +840,98 @@ async fn a_practitioner_who_is_not_an_ig_officer_cannot_see_or_work_alerts() {
         "nothing stored"
     );
 }
+
+/// The console's front page as the holder of `client`.
+async fn sign_in(gateway: &TestGateway, client: &safegate::pki::IssuedCertificate) -> ConsolePage {
+    gateway
+        .console(Some(client), "GET", "/", None, &[])
+        .await
+        .expect("the console answers")
+}
+
+/// The registry's officers are reloaded with the rest of it: an officer added to the
+/// file signs in after `ReloadPolicy`, and one removed from it is refused from then on,
+/// without a restart (the officers' authority itself is the one in force at start).
+#[tokio::test]
+async fn officers_added_to_or_removed_from_the_registry_take_effect_at_the_reload() {
+    use safegate::api::proto::ReloadPolicyRequest;
+    use safegate::api::proto::admin_service_client::AdminServiceClient;
+
+    let pki = crate::helpers::TestPki::new();
+    let authority = CertificateAuthority::load_named(&pki.dir, "officers-ca").expect("officers CA");
+    let newcomer = authority
+        .issue_officer("ig-0003", Validity::days(30))
+        .expect("a new officer's certificate");
+    let dir = crate::helpers::temp_dir("console-registry");
+    let registry = dir.join("registry.toml");
+    let original = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/registry.toml"
+    ))
+    .expect("the demo registry");
+    std::fs::write(&registry, &original).expect("write the registry");
+    let gateway = crate::helpers::spawn_gateway_with_settings(
+        pki,
+        vec![
+            ("registry".into(), registry.display().to_string()),
+            ("console_listen_addr".into(), "127.0.0.1:0".into()),
+        ],
+    )
+    .await;
+    let refused = sign_in(&gateway, &newcomer).await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("registry.unregistered_certificate"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        sign_in(&gateway, &gateway.pki.officer("ig-0002"))
+            .await
+            .status,
+        200
+    );
+
+    // IG-0003 joins; IG-0002 leaves.
+    let tom = "[[officer]]\npractitioner_id = \"IG-0002\"";
+    let start = original.find(tom).expect("IG-0002 in the demo registry");
+    let end = original[start + 1..]
+        .find("\n[[")
+        .map_or(original.len(), |i| start + 1 + i + 1);
+    let edited = format!(
+        "{}{}\n[[officer]]\npractitioner_id = \"IG-0003\"\nname = \"Ada Quinn\"\nsystem = \"ig-office\"\n\
+         role = \"ig_officer\"\nauthority = \"dev-officers-ca\"\nsan_uri = \"urn:safegate:officer:ig-0003\"\n",
+        &original[..start],
+        &original[end..]
+    );
+    std::fs::write(&registry, edited).expect("edit the registry");
+    let reloaded = AdminServiceClient::new(gateway.channel("ig-office").await)
+        .reload_policy(ReloadPolicyRequest {
+            context: Some(crate::helpers::auditor()),
+        })
+        .await
+        .expect("the reload call succeeds")
+        .into_inner();
+    assert!(reloaded.reloaded, "{}", reloaded.error);
+
+    let welcomed = sign_in(&gateway, &newcomer).await;
+    assert_eq!(welcomed.status, 200, "{}", welcomed.body);
+    assert!(
+        welcomed.body.contains("Ada Quinn (IG-0003)"),
+        "{}",
+        welcomed.body
+    );
+    let gone = sign_in(&gateway, &gateway.pki.officer("ig-0002")).await;
+    assert_eq!(gone.status, 403);
+    assert!(
+        gone.body.contains("registry.unregistered_certificate"),
+        "{}",
+        gone.body
+    );
+    assert_eq!(
+        sign_in(&gateway, &gateway.pki.officer("ig-0001"))
+            .await
+            .status,
+        200
+    );
+}

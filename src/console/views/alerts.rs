@@ -503,7 +503,7 @@ pub async fn view_assign_post(
                     message: "Enter the practitioner id of the IG officer to assign the case to"
                         .into(),
                 });
-            } else if !state.registry.is_ig_officer(assignee) {
+            } else if !state.registry.current().is_ig_officer(assignee) {
                 errors.push(FieldError {
                     field: "assignee",
                     message: "Enter the practitioner id of a registered IG officer, such as \
