@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::ledger::now;
 use crate::domain::policy::{Level, Policy};
+use crate::domain::records::FactAbout;
 use crate::domain::records::facts::{
     CourtOrder, HealthRole, LegalStatusType, LinkType, LookedAfterBasis, PlacementType,
     PoliceEventType,
@@ -16,7 +17,7 @@ use crate::domain::records::{Category, ChangeKind, Fact};
 pub use crate::domain::shown::Surroundings;
 use crate::domain::shown::{FactView, Shown, indicator, naming};
 use crate::domain::{Agency, Purpose, Role};
-use crate::store::{FactAbout, Store};
+use crate::store::Store;
 
 /// The information-governance systems told of every break-glass access and of witness
 /// lag: the registry's `ig_officer` systems, replaced when the registry is reloaded.

@@ -15,11 +15,12 @@ use crate::domain::policy::PolicyHolder;
 
 use crate::domain::Agency;
 use crate::domain::records::Day;
+use crate::domain::records::PathedChange;
 use crate::domain::records::{
     Actor, Category, Change, FactHistory, PersonRef, Receipt, SafeguardingStatus, status,
 };
 use crate::error::{Error, FieldViolation};
-use crate::store::{PathedChange, Store};
+use crate::store::Store;
 
 /// The most facts one batch may carry.
 pub const BATCH_MAX: usize = 10_000;

@@ -10,6 +10,7 @@ use crate::domain::identity::{IdentityLink, MatchRules};
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::domain::notify::IgSystems;
 use crate::domain::policy::{Level, Policy, PolicyHolder};
+use crate::domain::records::FactAbout;
 use crate::domain::records::facts::{Fact, LinkType, Part, PersonDetails};
 use crate::domain::records::status::{self, SafeguardingStatus};
 use crate::domain::records::{Category, Day, PersonRef};
@@ -17,7 +18,7 @@ pub use crate::domain::shown::{FactView, Indicator, Shown, indicator};
 use crate::domain::shown::{Surroundings, naming};
 use crate::domain::{AgencySystem, Practitioner, Purpose};
 use crate::error::Error;
-use crate::store::{FactAbout, RecordsNow, Store};
+use crate::store::{RecordsNow, Store};
 
 /// Whom a question is about: a person named by identifier or person id, or one found
 /// by demographics (given name, family name, date of birth, optionally postcode).

@@ -6,9 +6,10 @@ use sqlx::Row;
 use crate::domain::contact::{ContactRequest, ContactStep, ContactStore, ContactThread};
 use crate::domain::ledger::Entry;
 use crate::domain::notify::{Notice, Surroundings};
+use crate::domain::records::FactAbout;
 use crate::error::Error;
 use crate::store::notices::insert_notices;
-use crate::store::{FactAbout, Store, database_error};
+use crate::store::{Store, database_error};
 
 /// Most requests one listing returns (newest first).
 const LIST_MAX: i64 = 500;

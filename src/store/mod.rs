@@ -29,8 +29,7 @@ pub use ledger::{
     COLUMN_SEPARATOR, DailyCount, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry,
 };
 pub use notices::StoredNotice;
-pub use read_cache::{Facts, RecordsNow};
-pub use records::{FactAbout, PathedChange};
+pub use read_cache::RecordsNow;
 pub use witness::{WitnessStore, Witnessed};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

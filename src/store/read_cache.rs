@@ -24,10 +24,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::domain::identity::IdentityLink;
-use crate::domain::records::PersonRef;
 use crate::domain::records::status::LegalStatusVersion;
+use crate::domain::records::{Facts, PersonRef};
 use crate::error::Error;
-use crate::store::{FactAbout, Store, unavailable};
+use crate::store::{Store, unavailable};
 use sqlx::AnyPool;
 use tokio::sync::watch;
 
@@ -35,9 +35,6 @@ use tokio::sync::watch;
 const PERSONS_MAX: usize = 20_000;
 /// Person references remembered before that memory starts over.
 const REFERENCES_MAX: usize = 100_000;
-
-/// Current facts naming one person, shared between queries without copying.
-pub type Facts = Arc<[FactAbout]>;
 
 /// The cache a [`Store`] and its clones share.
 #[derive(Debug, Default)]

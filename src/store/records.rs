@@ -11,16 +11,13 @@ use crate::domain::notify::{self, Surroundings, Trigger};
 use crate::domain::policy::Policy;
 use crate::domain::records::facts::PersonDetails;
 use crate::domain::records::{
-    Actor, Category, Change, ChangeKind, Day, EndReason, Fact, FactHistory, FactVersion,
-    LegalStatus, LegalStatusType, LegalStatusVersion, Part, PersonRef, Receipt,
+    Actor, Category, Change, ChangeKind, Day, EndReason, Fact, FactAbout, FactHistory, FactVersion,
+    LegalStatus, LegalStatusType, LegalStatusVersion, Part, PathedChange, PersonRef, Receipt,
 };
 use crate::error::Error;
 use crate::store::identity;
 use crate::store::notices::insert_notices;
 use crate::store::{Backend, Store, database_error};
-
-/// One change and the path of its fact in the request (`fact`, `facts[3]`), for messages.
-pub type PathedChange = (String, Change);
 
 /// Attempts made when a concurrent request claimed the same identifier or request id first.
 const ATTEMPTS: usize = 3;
@@ -871,19 +868,6 @@ fn changed_fields(previous: &Fact, next: &Fact) -> Result<String, Error> {
         .collect();
     fields.sort_unstable();
     Ok(fields.join(","))
-}
-
-/// A current fact naming a person, with the parts that person plays in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FactAbout {
-    pub record_id: String,
-    pub version: i64,
-    pub owner: Agency,
-    pub owner_system: String,
-    /// How to reach the owning system's team.
-    pub owner_contact: String,
-    pub parts: Vec<Part>,
-    pub fact: Fact,
 }
 
 impl Store {

@@ -21,9 +21,9 @@ pub use service::{Answering, Contacts, Escalated, Requesting};
 use crate::domain::ledger::Entry;
 use crate::domain::notify::{Notice, Surroundings};
 use crate::domain::records::Category;
+use crate::domain::records::FactAbout;
 use crate::domain::{Agency, Purpose, Role};
 use crate::error::Error;
-use crate::store::FactAbout;
 
 vocabulary! {
     /// How soon the owning team should get in touch, least urgent first.

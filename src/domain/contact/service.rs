@@ -13,9 +13,10 @@ use crate::domain::ledger::{ContactRecord, Decision, Entry, EntryKind, Ledger, t
 use crate::domain::notify::{Notice, NoticeRule, Surroundings};
 use crate::domain::policy::{Level, Policy, PolicyHolder};
 use crate::domain::query::{FactView, Shown, indicator};
+use crate::domain::records::FactAbout;
 use crate::domain::{AgencySystem, Practitioner, Purpose, Role};
 use crate::error::Error;
-use crate::store::{FactAbout, Store};
+use crate::store::Store;
 
 /// A practitioner's request to the team that owns a fact they were shown as an indicator.
 #[derive(Debug, Clone)]
