@@ -175,6 +175,7 @@ impl Application {
         // Privacy alerts are evaluated beside the append path, fed each committed batch.
         let alerts = AlertEvaluator::start(
             ledger.clone(),
+            Arc::new(store.clone()),
             Arc::new(alert_rules),
             registry.systems_with_role(crate::domain::Role::IgOfficer),
         );
@@ -366,6 +367,7 @@ impl Application {
             .add_service(AuditServiceServer::new(AuditApi::new(self.ledger.clone())))
             .add_service(AlertServiceServer::new(AlertApi::new(Cases::new(
                 self.ledger.clone(),
+                Arc::new(self.ledger.store().clone()),
             ))))
             .add_service(NotificationServiceServer::new(NotificationApi::new(
                 Deliveries::new(self.store.clone(), self.ledger.clone()),

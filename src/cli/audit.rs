@@ -21,7 +21,8 @@ use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export_rep
 use crate::domain::ledger::verify::{Mismatch, Verified};
 use crate::domain::ledger::witnessing::{WitnessPolicy, verify_witnessed_reporting};
 use crate::domain::ledger::{Decision, Entry, EntryKind, Ledger};
-use crate::store::{EntryFilter, Store, StoredEntry};
+use crate::domain::ledger::{EntryFilter, StoredEntry};
+use crate::store::Store;
 
 /// Exit status when the log (or an export) fails verification.
 const EXIT_TAMPERED: u8 = 3;

@@ -25,9 +25,7 @@ mod witness;
 pub use backlog::NoticeBacklog;
 pub use bound::{BoundRow, StoredCosignature};
 pub use identity::{IdentityLogItem, NameShares};
-pub use ledger::{
-    COLUMN_SEPARATOR, DailyCount, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry,
-};
+pub use ledger::{COLUMN_SEPARATOR, DailyCount, FILTER_COLUMNS, RawLogRow};
 pub use notices::StoredNotice;
 pub use read_cache::RecordsNow;
 pub use witness::{WitnessStore, Witnessed};

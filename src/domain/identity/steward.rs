@@ -8,12 +8,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::identity::MatchRules;
+use crate::domain::ledger::EntryFilter;
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger, LinkUsed};
 use crate::domain::records::facts::PersonDetails;
 use crate::domain::records::{Actor, PersonRef};
 use crate::domain::{Agency, AgencySystem, Practitioner, Role};
 use crate::error::Error;
-use crate::store::{EntryFilter, Store};
+use crate::store::Store;
 
 /// How a link between two persons was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
