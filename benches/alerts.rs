@@ -582,12 +582,12 @@ async fn real_store(rules: Arc<AlertRules>, engine_ns: f64) -> Result<bool> {
     let plain = Ledger::start(
         store.clone(),
         CheckpointSigner::load(&work.join("checkpoint.key"))?,
-        safegate::startup::bound_tables(),
+        safegate::startup::bound_tables(&store),
     );
     let watched = Ledger::start(
         store.clone(),
         CheckpointSigner::load(&work.join("checkpoint.key"))?,
-        safegate::startup::bound_tables(),
+        safegate::startup::bound_tables(&store),
     );
     let evaluator = AlertEvaluator::start(
         watched.clone(),

@@ -148,7 +148,7 @@ impl Application {
             store.clone(),
             signer,
             Arc::new(crate::metrics::LedgerMetrics::new()),
-            bound_tables(),
+            bound_tables(&store),
         );
         // Identity decisions committed before a crash, whose entries were not written yet.
         log_pending(&store, &ledger, None)
@@ -225,7 +225,7 @@ impl Application {
         );
         let policy = Arc::new(policy);
         let contacts = Contacts::new(
-            store.clone(),
+            Arc::new(store.clone()),
             ledger.clone(),
             Arc::clone(&policy),
             Arc::new(contact_rules),
@@ -438,11 +438,16 @@ impl Application {
 
 /// The tables beside the disclosure log that rooms other than the ledger keep, which
 /// `audit verify` checks against the entries that record their rows: the ledger is handed
-/// them here rather than importing those rooms (see `domain::ledger::bound`).
-pub fn bound_tables() -> Vec<Arc<dyn BoundTable>> {
+/// them here rather than importing those rooms (see `domain::ledger::bound`), each read
+/// from `store`.
+pub fn bound_tables(store: &Store) -> Vec<Arc<dyn BoundTable>> {
     vec![
-        Arc::new(crate::domain::identity::bound::LoggedDecisions),
-        Arc::new(crate::domain::contact::bound::ContactTables),
+        Arc::new(crate::domain::identity::bound::LoggedDecisions(
+            store.clone(),
+        )),
+        Arc::new(crate::domain::contact::bound::ContactTables(Arc::new(
+            store.clone(),
+        ))),
     ]
 }
 

@@ -195,7 +195,8 @@ async fn open(settings: &Settings) -> anyhow::Result<Ledger> {
     )?;
     let signer = crate::startup::checkpoint_signer(settings)
         .context("the CLI signs the entry recording its own use of the log")?;
-    Ok(Ledger::start(store, signer, crate::startup::bound_tables()))
+    let bound = crate::startup::bound_tables(&store);
+    Ok(Ledger::start(store, signer, bound))
 }
 
 /// The log entry recording this use of the CLI.

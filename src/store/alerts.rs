@@ -4,9 +4,10 @@
 
 use sqlx::Row;
 
+use crate::domain::Stored;
 use crate::domain::alerts::cases::{AlertFilter, CaseState};
 use crate::domain::alerts::clock::{format_utc, parse_utc};
-use crate::domain::alerts::storage::{AlertStorage, Stored};
+use crate::domain::alerts::storage::AlertStorage;
 use crate::domain::alerts::{AlertSources, EndedInvolvement, QueryAt};
 use crate::domain::ledger::alert_rows::{Alert, AlertEvent, CaseAction, CaseOutcome};
 use crate::domain::ledger::{Entry, EntryFilter, EntryKind, StoredEntry};

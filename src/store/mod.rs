@@ -23,7 +23,7 @@ mod read_cache;
 mod records;
 mod witness;
 pub use backlog::NoticeBacklog;
-pub use bound::{BoundRow, StoredCosignature};
+pub use bound::StoredCosignature;
 pub use identity::{IdentityLogItem, NameShares};
 pub use ledger::{COLUMN_SEPARATOR, DailyCount, FILTER_COLUMNS, RawLogRow};
 pub use notices::StoredNotice;

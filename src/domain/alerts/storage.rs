@@ -3,17 +3,12 @@
 //! cases. The store implements [`AlertStorage`] (the only place with SQL); the room's
 //! services hold it as a trait object, so the room imports nothing of the store.
 
-use std::future::Future;
-use std::pin::Pin;
-
+use crate::domain::Stored;
 use crate::domain::alerts::cases::AlertFilter;
 use crate::domain::alerts::{AlertSources, EndedInvolvement, QueryAt};
 use crate::domain::ledger::alert_rows::{Alert, AlertEvent};
 use crate::domain::ledger::{EntryFilter, StoredEntry};
 use crate::error::Error;
-
-/// What an [`AlertStorage`] call answers, later.
-pub type Stored<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
 
 /// The storage operations the alerts room uses, with the store's names and meanings.
 pub trait AlertStorage: std::fmt::Debug + Send + Sync {

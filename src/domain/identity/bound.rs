@@ -10,16 +10,16 @@ use crate::domain::ledger::{Entry, EntryKind};
 use crate::store::Store;
 
 /// The logged identity decisions, checked against the entries that logged them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LoggedDecisions;
+#[derive(Debug, Clone)]
+pub struct LoggedDecisions(pub Store);
 
 impl BoundTable for LoggedDecisions {
     fn tables(&self) -> &'static [&'static str] {
         &["identity_decision_logged"]
     }
 
-    fn rows<'a>(&'a self, store: &'a Store) -> RowsRead<'a> {
-        Box::pin(store.identity_bound_rows())
+    fn rows(&self) -> RowsRead<'_> {
+        Box::pin(self.0.identity_bound_rows())
     }
 
     fn expected(&self, entry: &Entry) -> Option<Expected> {
