@@ -401,7 +401,7 @@ impl Application {
             )))
             .add_service(IdentityResolutionServiceServer::new(ResolutionApi::new(
                 Steward::new(
-                    self.store.clone(),
+                    Arc::new(self.store.clone()),
                     self.ledger.clone(),
                     Arc::clone(&self.rules),
                 ),
@@ -442,9 +442,9 @@ impl Application {
 /// from `store`.
 pub fn bound_tables(store: &Store) -> Vec<Arc<dyn BoundTable>> {
     vec![
-        Arc::new(crate::domain::identity::bound::LoggedDecisions(
+        Arc::new(crate::domain::identity::bound::LoggedDecisions(Arc::new(
             store.clone(),
-        )),
+        ))),
         Arc::new(crate::domain::contact::bound::ContactTables(Arc::new(
             store.clone(),
         ))),

@@ -24,7 +24,6 @@ mod records;
 mod witness;
 pub use backlog::NoticeBacklog;
 pub use bound::StoredCosignature;
-pub use identity::{IdentityLogItem, NameShares};
 pub use ledger::{COLUMN_SEPARATOR, DailyCount, FILTER_COLUMNS, RawLogRow};
 pub use notices::StoredNotice;
 pub use read_cache::RecordsNow;
