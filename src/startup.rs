@@ -392,7 +392,7 @@ impl Application {
             )))
             .add_service(RecordsServiceServer::new(RecordsApi::new(
                 Records::new(
-                    self.store.clone(),
+                    Arc::new(self.store.clone()),
                     Arc::clone(&self.policy),
                     Arc::clone(&self.rules),
                     self.ledger.clone(),

@@ -5,10 +5,12 @@ use sqlx::{AnyConnection, Row};
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::Agency;
+use crate::domain::Stored;
 use crate::domain::identity::MatchRules;
 use crate::domain::ledger::LinkUsed;
 use crate::domain::notify::{self, Surroundings, Trigger};
 use crate::domain::policy::Policy;
+use crate::domain::publish::PublishStorage;
 use crate::domain::records::facts::PersonDetails;
 use crate::domain::records::{
     Actor, Category, Change, ChangeKind, Day, EndReason, Fact, FactAbout, FactHistory, FactVersion,
@@ -1006,4 +1008,45 @@ async fn raise_notices(
     }
     insert_notices(conn, backend, &receipt.record_id, &notices).await?;
     Ok(!notices.is_empty())
+}
+
+impl PublishStorage for Store {
+    fn apply_changes<'a>(
+        &'a self,
+        actor: &'a Actor,
+        client_request_id: &'a str,
+        request_sha256: &'a str,
+        changes: &'a [PathedChange],
+        policy: &'a Policy,
+        rules: &'a MatchRules,
+    ) -> Stored<'a, Vec<Receipt>> {
+        Box::pin(self.apply_changes(
+            actor,
+            client_request_id,
+            request_sha256,
+            changes,
+            policy,
+            rules,
+        ))
+    }
+
+    fn take_identity_pending(&self) -> bool {
+        self.take_identity_pending()
+    }
+
+    fn keep_identity_pending(&self) {
+        self.keep_identity_pending();
+    }
+
+    fn fact_history<'a>(&'a self, record_id: &'a str) -> Stored<'a, Option<FactHistory>> {
+        Box::pin(self.fact_history(record_id))
+    }
+
+    fn resolved_person<'a>(&'a self, person_id: &'a str) -> Stored<'a, String> {
+        Box::pin(self.resolved_person(person_id))
+    }
+
+    fn legal_statuses<'a>(&'a self, person_id: &'a str) -> Stored<'a, Vec<LegalStatusVersion>> {
+        Box::pin(self.legal_statuses(person_id))
+    }
 }
