@@ -375,7 +375,7 @@ impl Application {
             )))
             .add_service(QueryServiceServer::new(QueryApi::new(
                 Queries::new(
-                    self.store.clone(),
+                    Arc::new(self.store.clone()),
                     Arc::clone(&self.policy),
                     self.ledger.clone(),
                     Arc::clone(&self.ig_systems),
