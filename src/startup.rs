@@ -164,7 +164,7 @@ impl Application {
                     )
                 })?);
                 let alarm = Arc::new(WitnessLagNotices {
-                    store: store.clone(),
+                    store: Arc::new(store.clone()),
                     ig_systems: Arc::clone(&ig_systems),
                 });
                 let health = Cosigner::start(store.clone(), Arc::clone(&policy), alarm);
@@ -370,7 +370,7 @@ impl Application {
                 Arc::new(self.ledger.store().clone()),
             ))))
             .add_service(NotificationServiceServer::new(NotificationApi::new(
-                Deliveries::new(self.store.clone(), self.ledger.clone()),
+                Deliveries::new(Arc::new(self.store.clone()), self.ledger.clone()),
                 self.ledger.clone(),
             )))
             .add_service(QueryServiceServer::new(QueryApi::new(

@@ -25,7 +25,6 @@ mod witness;
 pub use backlog::NoticeBacklog;
 pub use bound::StoredCosignature;
 pub use ledger::{COLUMN_SEPARATOR, DailyCount, FILTER_COLUMNS, RawLogRow};
-pub use notices::StoredNotice;
 pub use read_cache::RecordsNow;
 pub use witness::{WitnessStore, Witnessed};
 
