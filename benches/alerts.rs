@@ -582,14 +582,19 @@ async fn real_store(rules: Arc<AlertRules>, engine_ns: f64) -> Result<bool> {
     let plain = Ledger::start(
         store.clone(),
         CheckpointSigner::load(&work.join("checkpoint.key"))?,
-        safegate::startup::bound_tables(),
+        safegate::startup::bound_tables(&store),
     );
     let watched = Ledger::start(
         store.clone(),
         CheckpointSigner::load(&work.join("checkpoint.key"))?,
-        safegate::startup::bound_tables(),
+        safegate::startup::bound_tables(&store),
     );
-    let evaluator = AlertEvaluator::start(watched.clone(), rules, Vec::new());
+    let evaluator = AlertEvaluator::start(
+        watched.clone(),
+        std::sync::Arc::new(store.clone()),
+        rules,
+        Vec::new(),
+    );
     evaluator.sync(None).await.context("evaluator leads")?;
     println!();
     println!("== (2) appends on the real store, with and without the evaluator subscribed ==");

@@ -477,7 +477,11 @@ async fn appends(settings: &Settings, work: &Path, database: &BenchDatabase) -> 
         .await
         .context("opening the store")?;
     store.migrate().await.context("migrating")?;
-    let ledger = Ledger::start(store.clone(), signer, safegate::startup::bound_tables());
+    let ledger = Ledger::start(
+        store.clone(),
+        signer,
+        safegate::startup::bound_tables(&store),
+    );
     let sqlite = database.is_sqlite();
     let pool = common::plain_pool(&database.url(), sqlite, c as u32).await?;
     pool.execute(PLAIN_TABLE)
@@ -796,8 +800,12 @@ async fn verify(settings: &Settings, work: &Path, database: &BenchDatabase) -> R
 
     // 1. In-process verify_store: recomputes everything against the signed checkpoint.
     let one = Instant::now();
-    let (outcome, _) =
-        verify_store(&store, &public_key, &safegate::startup::bound_tables()).await?;
+    let (outcome, _) = verify_store(
+        &store,
+        &public_key,
+        &safegate::startup::bound_tables(&store),
+    )
+    .await?;
     let in_process = one.elapsed();
     let verified = outcome.map_err(|m| anyhow::anyhow!("the built log fails verification: {m}"))?;
     ensure!(

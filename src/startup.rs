@@ -121,7 +121,7 @@ impl Application {
             store.clone(),
             signer,
             Arc::new(crate::metrics::LedgerMetrics::new()),
-            bound_tables(),
+            bound_tables(&store),
         );
         // Identity decisions committed before a crash, whose entries were not written yet.
         log_pending(&store, &ledger, None)
@@ -137,7 +137,7 @@ impl Application {
                     )
                 })?);
                 let alarm = Arc::new(WitnessLagNotices {
-                    store: store.clone(),
+                    store: Arc::new(store.clone()),
                     ig_systems: Arc::clone(&ig_systems),
                 });
                 let health = Cosigner::start(store.clone(), Arc::clone(&policy), alarm);
@@ -148,6 +148,7 @@ impl Application {
         // Privacy alerts are evaluated beside the append path, fed each committed batch.
         let alerts = AlertEvaluator::start(
             ledger.clone(),
+            Arc::new(store.clone()),
             Arc::new(alert_rules),
             registry.systems_with_role(crate::domain::Role::IgOfficer),
         );
@@ -198,7 +199,7 @@ impl Application {
         );
         let policy = Arc::new(policy);
         let contacts = Contacts::new(
-            store.clone(),
+            Arc::new(store.clone()),
             ledger.clone(),
             Arc::clone(&policy),
             Arc::new(contact_rules),
@@ -298,10 +299,10 @@ impl Application {
             ledger: self.ledger.clone(),
             registry: Arc::clone(&self.registry),
             reloader,
-            cases: Cases::new(self.ledger.clone()),
-            deliveries: Deliveries::new(self.store.clone(), self.ledger.clone()),
+            cases: Cases::new(self.ledger.clone(), Arc::new(self.store.clone())),
+            deliveries: Deliveries::new(Arc::new(self.store.clone()), self.ledger.clone()),
             queries: Queries::new(
-                self.store.clone(),
+                Arc::new(self.store.clone()),
                 Arc::clone(&self.policy),
                 self.ledger.clone(),
                 Arc::clone(&self.ig_systems),
@@ -309,13 +310,13 @@ impl Application {
             ),
             contacts: self.contacts.clone(),
             records: Records::new(
-                self.store.clone(),
+                Arc::new(self.store.clone()),
                 Arc::clone(&self.policy),
                 Arc::clone(&self.rules),
                 self.ledger.clone(),
             ),
             steward: Steward::new(
-                self.store.clone(),
+                Arc::new(self.store.clone()),
                 self.ledger.clone(),
                 Arc::clone(&self.rules),
             ),
@@ -370,11 +371,16 @@ impl Application {
 
 /// The tables beside the disclosure log that rooms other than the ledger keep, which
 /// `audit verify` checks against the entries that record their rows: the ledger is handed
-/// them here rather than importing those rooms (see `domain::ledger::bound`).
-pub fn bound_tables() -> Vec<Arc<dyn BoundTable>> {
+/// them here rather than importing those rooms (see `domain::ledger::bound`), each read
+/// from `store`.
+pub fn bound_tables(store: &Store) -> Vec<Arc<dyn BoundTable>> {
     vec![
-        Arc::new(crate::domain::identity::bound::LoggedDecisions),
-        Arc::new(crate::domain::contact::bound::ContactTables),
+        Arc::new(crate::domain::identity::bound::LoggedDecisions(Arc::new(
+            store.clone(),
+        ))),
+        Arc::new(crate::domain::contact::bound::ContactTables(Arc::new(
+            store.clone(),
+        ))),
     ]
 }
 

@@ -21,9 +21,9 @@ use crate::domain::ledger::export::ExportFormat;
 use crate::domain::ledger::review::{BreakGlassReview, ReviewOutcome, SubjectAccessRelease};
 use crate::domain::ledger::subject_access::ReportedDisclosure;
 use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
+use crate::domain::ledger::{EntryFilter, StoredEntry};
 use crate::error::Error;
 use crate::registry::Caller;
-use crate::store::{EntryFilter, StoredEntry};
 
 // The journal's list of requests with a context covers the other services; these are
 // this service's newer requests.

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -110,7 +111,7 @@ fn line(case: &AlertCase) -> String {
 
 /// Runs an alerts command on `ledger`.
 pub async fn run(ledger: &Ledger, args: AlertsArgs) -> anyhow::Result<ExitCode> {
-    let cases = Cases::new(ledger.clone());
+    let cases = Cases::new(ledger.clone(), Arc::new(ledger.store().clone()));
     let mut out = std::io::stdout().lock();
     match args.command {
         AlertsCommand::List {

@@ -21,7 +21,8 @@ use crate::domain::ledger::export::{ExportCheck, ExportFormat, verify_export_rep
 use crate::domain::ledger::verify::{Mismatch, Verified};
 use crate::domain::ledger::witnessing::{WitnessPolicy, verify_witnessed_reporting};
 use crate::domain::ledger::{Decision, Entry, EntryKind, Ledger};
-use crate::store::{EntryFilter, Store, StoredEntry};
+use crate::domain::ledger::{EntryFilter, StoredEntry};
+use crate::store::Store;
 
 /// Exit status when the log (or an export) fails verification.
 const EXIT_TAMPERED: u8 = 3;
@@ -194,7 +195,8 @@ async fn open(settings: &Settings) -> anyhow::Result<Ledger> {
     )?;
     let signer = crate::startup::checkpoint_signer(settings)
         .context("the CLI signs the entry recording its own use of the log")?;
-    Ok(Ledger::start(store, signer, crate::startup::bound_tables()))
+    let bound = crate::startup::bound_tables(&store);
+    Ok(Ledger::start(store, signer, bound))
 }
 
 /// The log entry recording this use of the CLI.

@@ -68,3 +68,10 @@ mod vocabulary;
 
 pub use practitioner::{AgencySystem, Practitioner, RequestedContext};
 pub use vocabulary::{Agency, Purpose, Role};
+
+/// What a call to a room's storage trait answers, later: the boxed future that keeps the
+/// trait usable as `dyn` (each room says in its own trait what it needs from storage,
+/// and the store implements it).
+pub type Stored<'a, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<T, crate::error::Error>> + Send + 'a>,
+>;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::ledger::now;
 use crate::domain::policy::{Level, Policy};
+use crate::domain::records::FactAbout;
 use crate::domain::records::facts::{
     CourtOrder, HealthRole, LegalStatusType, LinkType, LookedAfterBasis, PlacementType,
     PoliceEventType,
@@ -15,8 +16,44 @@ use crate::domain::records::facts::{
 use crate::domain::records::{Category, ChangeKind, Fact};
 pub use crate::domain::shown::Surroundings;
 use crate::domain::shown::{FactView, Shown, indicator, naming};
-use crate::domain::{Agency, Purpose, Role};
-use crate::store::{FactAbout, Store};
+use crate::domain::{Agency, Purpose, Role, Stored};
+
+/// What the notify room needs from storage, with the store's names and meanings: the
+/// notification outbox. The store implements it (the only place with SQL).
+pub trait NotifyStorage: std::fmt::Debug + Send + Sync {
+    /// Writes notices in their own transaction (break-glass notices follow a query, not a
+    /// stored fact) and wakes subscribers.
+    fn add_notices<'a>(
+        &'a self,
+        trigger_record_id: &'a str,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()>;
+
+    /// The last acknowledged position of a receiving system (0 if none).
+    fn acknowledged<'a>(&'a self, system: &'a str) -> Stored<'a, u64>;
+
+    /// Notices for `system` after `after`, oldest first.
+    fn notices_after<'a>(
+        &'a self,
+        system: &'a str,
+        after: u64,
+        limit: u32,
+    ) -> Stored<'a, Vec<StoredNotice>>;
+
+    /// Records that `system` has everything up to `seq`; never moves backwards.
+    fn acknowledge<'a>(&'a self, system: &'a str, seq: u64, at: &'a str) -> Stored<'a, u64>;
+
+    /// The signal this process raises whenever it commits notices. Arm a `notified()`
+    /// future before reading, so a commit between the read and the wait is not missed.
+    fn notice_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}
+
+/// A stored notice and its position.
+#[derive(Debug, Clone)]
+pub struct StoredNotice {
+    pub seq: u64,
+    pub notice: Notice,
+}
 
 /// The information-governance systems told of every break-glass access and of witness
 /// lag: the registry's `ig_officer` systems, replaced when the registry is reloaded.
@@ -610,7 +647,7 @@ pub fn witness_lag(
 ///
 /// [`LagAlarm`]: crate::domain::ledger::witnessing::LagAlarm
 pub struct WitnessLagNotices {
-    pub store: Store,
+    pub store: std::sync::Arc<dyn NotifyStorage>,
     pub ig_systems: std::sync::Arc<IgSystems>,
 }
 
@@ -683,7 +720,7 @@ pub struct Delivered {
 /// Delivery of notices to their receiving systems; every delivery is a disclosure.
 #[derive(Debug, Clone)]
 pub struct Deliveries {
-    store: crate::store::Store,
+    store: std::sync::Arc<dyn NotifyStorage>,
     ledger: crate::domain::ledger::Ledger,
 }
 
@@ -691,12 +728,15 @@ pub struct Deliveries {
 pub const LIST_MAX: u32 = 500;
 
 impl Deliveries {
-    pub fn new(store: crate::store::Store, ledger: crate::domain::ledger::Ledger) -> Self {
+    pub fn new(
+        store: std::sync::Arc<dyn NotifyStorage>,
+        ledger: crate::domain::ledger::Ledger,
+    ) -> Self {
         Deliveries { store, ledger }
     }
 
     /// The store notices are read from.
-    pub fn store(&self) -> &crate::store::Store {
+    pub fn store(&self) -> &std::sync::Arc<dyn NotifyStorage> {
         &self.store
     }
 
@@ -705,7 +745,7 @@ impl Deliveries {
     pub async fn deliver(
         &self,
         base: &crate::domain::ledger::Entry,
-        stored: crate::store::StoredNotice,
+        stored: StoredNotice,
     ) -> Result<Delivered, crate::error::Error> {
         use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind};
         let notice = stored.notice;

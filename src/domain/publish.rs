@@ -8,28 +8,63 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::identity::MatchRules;
+use crate::domain::Stored;
 use crate::domain::identity::steward::log_pending;
+use crate::domain::identity::{IdentityStorage, MatchRules};
 use crate::domain::ledger::Ledger;
-use crate::domain::policy::PolicyHolder;
+use crate::domain::policy::{Policy, PolicyHolder};
 
 use crate::domain::Agency;
 use crate::domain::records::Day;
+use crate::domain::records::PathedChange;
 use crate::domain::records::{
-    Actor, Category, Change, FactHistory, PersonRef, Receipt, SafeguardingStatus, status,
+    Actor, Category, Change, FactHistory, LegalStatusVersion, PersonRef, Receipt,
+    SafeguardingStatus, status,
 };
 use crate::error::{Error, FieldViolation};
-use crate::store::{PathedChange, Store};
 
 /// The most facts one batch may carry.
 pub const BATCH_MAX: usize = 10_000;
 /// Longest client request id accepted.
 const CLIENT_REQUEST_ID_MAX: usize = 128;
 
+/// What publishing needs from storage, with the store's names and meanings: what the
+/// identity room needs to log the decisions a change made, and the records themselves.
+/// The store implements it (the only place with SQL).
+pub trait PublishStorage: IdentityStorage {
+    /// Applies `changes` atomically for `actor`. A repeat of `client_request_id` with the
+    /// same `request_sha256` returns the first receipts; with a different one it is refused.
+    fn apply_changes<'a>(
+        &'a self,
+        actor: &'a Actor,
+        client_request_id: &'a str,
+        request_sha256: &'a str,
+        changes: &'a [PathedChange],
+        policy: &'a Policy,
+        rules: &'a MatchRules,
+    ) -> Stored<'a, Vec<Receipt>>;
+
+    /// Whether this process committed identity decisions since the last call: their log
+    /// entries are written then, without looking for pending ones after every publish.
+    fn take_identity_pending(&self) -> bool;
+
+    /// Marks decisions as still to be logged, after a failed attempt.
+    fn keep_identity_pending(&self);
+
+    /// Every version of a record, oldest first, with its owner.
+    fn fact_history<'a>(&'a self, record_id: &'a str) -> Stored<'a, Option<FactHistory>>;
+
+    /// The resolved person of `person_id`.
+    fn resolved_person<'a>(&'a self, person_id: &'a str) -> Stored<'a, String>;
+
+    /// The latest version of each legal-status fact naming `person_id` as the child.
+    fn legal_statuses<'a>(&'a self, person_id: &'a str) -> Stored<'a, Vec<LegalStatusVersion>>;
+}
+
 /// The agency-records service.
 #[derive(Debug, Clone)]
 pub struct Records {
-    store: Store,
+    store: Arc<dyn PublishStorage>,
     policy: Arc<PolicyHolder>,
     rules: Arc<MatchRules>,
     ledger: Ledger,
@@ -39,7 +74,7 @@ impl Records {
     /// Notices raised by stored facts are shaped by `policy`; persons are matched across
     /// agencies by `rules`, and each identity decision is written to `ledger`.
     pub fn new(
-        store: Store,
+        store: Arc<dyn PublishStorage>,
         policy: Arc<PolicyHolder>,
         rules: Arc<MatchRules>,
         ledger: Ledger,
@@ -71,7 +106,7 @@ impl Records {
         // The identity decisions the changes made are committed; their log entries follow.
         // One that cannot be written now stays pending and is written at the next chance.
         if self.store.take_identity_pending()
-            && let Err(error) = log_pending(&self.store, &self.ledger, None).await
+            && let Err(error) = log_pending(&*self.store, &self.ledger, None).await
         {
             self.store.keep_identity_pending();
             tracing::warn!(%error, "identity decisions not yet in the disclosure log");

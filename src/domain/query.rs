@@ -6,18 +6,54 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::domain::identity::{IdentityLink, MatchRules};
+use crate::domain::Stored;
+use crate::domain::identity::{IdentityLink, IdentityStorage, MatchRules};
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
-use crate::domain::notify::IgSystems;
+use crate::domain::notify::{IgSystems, Notice};
 use crate::domain::policy::{Level, Policy, PolicyHolder};
 use crate::domain::records::facts::{Fact, LinkType, Part, PersonDetails};
 use crate::domain::records::status::{self, SafeguardingStatus};
 use crate::domain::records::{Category, Day, PersonRef};
+use crate::domain::records::{FactAbout, Facts, LegalStatusVersion};
 pub use crate::domain::shown::{FactView, Indicator, Shown, indicator};
 use crate::domain::shown::{Surroundings, naming};
 use crate::domain::{AgencySystem, Practitioner, Purpose};
 use crate::error::Error;
-use crate::store::{FactAbout, RecordsNow, Store};
+
+/// The records as of one moment, as a query reads them: reads through it may be served
+/// from memory while the records are unchanged (the store's read cache).
+pub trait RecordsAt: Send + Sync {
+    /// Every current fact naming `person_id`.
+    fn facts_naming<'a>(&'a self, person_id: &'a str) -> Stored<'a, Facts>;
+
+    /// The latest version of each legal-status fact about the child `person_id`.
+    fn legal_statuses<'a>(&'a self, person_id: &'a str) -> Stored<'a, Arc<[LegalStatusVersion]>>;
+
+    /// The resolved person of `person_id`.
+    fn resolved<'a>(&'a self, person_id: &'a str) -> Stored<'a, String>;
+
+    /// The active identity links joining the persons resolved to `resolved_id`.
+    fn identity_links<'a>(&'a self, resolved_id: &'a str) -> Stored<'a, Arc<[IdentityLink]>>;
+}
+
+/// What queries need from storage, with the store's names and meanings: what the
+/// identity room needs to find a subject by demographics, the records as of now, and the
+/// notices a break-glass query raises. The store implements it (the only place with SQL).
+pub trait QueryStorage: IdentityStorage {
+    /// The records as of now: see [`RecordsAt`].
+    fn records_now(&self) -> Stored<'_, Box<dyn RecordsAt + '_>>;
+
+    /// The resolved person of `person_id`.
+    fn resolved_person<'a>(&'a self, person_id: &'a str) -> Stored<'a, String>;
+
+    /// Writes notices in their own transaction (break-glass notices follow a query, not a
+    /// stored fact) and wakes subscribers.
+    fn add_notices<'a>(
+        &'a self,
+        trigger_record_id: &'a str,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()>;
+}
 
 /// Whom a question is about: a person named by identifier or person id, or one found
 /// by demographics (given name, family name, date of birth, optionally postcode).
@@ -80,7 +116,7 @@ pub struct Explanation {
 /// The query service.
 #[derive(Debug, Clone)]
 pub struct Queries {
-    store: Store,
+    store: Arc<dyn QueryStorage>,
     policy: Arc<PolicyHolder>,
     ledger: Ledger,
     /// The information-governance systems told of every break-glass access.
@@ -127,7 +163,7 @@ impl Legitimacy {
 
 impl Queries {
     pub fn new(
-        store: Store,
+        store: Arc<dyn QueryStorage>,
         policy: Arc<PolicyHolder>,
         ledger: Ledger,
         ig_systems: Arc<IgSystems>,
@@ -192,7 +228,7 @@ impl Queries {
         let policy = self.policy.current();
         let (purpose, lawful_basis, purpose_rule) = purpose(&policy, question)?;
         let records = self.store.records_now().await?;
-        let neighbourhood = self.neighbourhood(&records, question, entry).await?;
+        let neighbourhood = self.neighbourhood(&*records, question, entry).await?;
         entry.subject_person_id = neighbourhood.subject.clone();
         entry.linked_person_ids = neighbourhood
             .linked
@@ -362,7 +398,7 @@ impl Queries {
         }
         if refusal.is_none() {
             let neighbourhood = match self.store.records_now().await {
-                Ok(records) => self.neighbourhood(&records, &question, &mut entry).await,
+                Ok(records) => self.neighbourhood(&*records, &question, &mut entry).await,
                 Err(error) => Err(error),
             };
             let checked = match neighbourhood {
@@ -419,7 +455,7 @@ impl Queries {
     /// search by demographics records every candidate it considered in `entry`.
     async fn neighbourhood(
         &self,
-        records: &RecordsNow<'_>,
+        records: &dyn RecordsAt,
         question: &Question,
         entry: &mut Entry,
     ) -> Result<Neighbourhood, Error> {
@@ -485,7 +521,7 @@ impl Queries {
         entry: &mut Entry,
     ) -> Result<Option<String>, Error> {
         let found =
-            crate::domain::identity::search::unique_match(&self.store, &self.rules, details)
+            crate::domain::identity::search::unique_match(&*self.store, &self.rules, details)
                 .await?;
         entry.search_candidates = found.candidates;
         match found.person_id {

@@ -6,12 +6,11 @@
 use std::collections::HashMap;
 
 use crate::domain::Agency;
-use crate::domain::records::Category;
 use crate::domain::records::facts::Fact;
-use crate::store::FactAbout;
+use crate::domain::records::{Category, FactAbout, Facts};
 
 /// Current facts naming the trigger's persons and everyone one link from them.
-pub type Surroundings = HashMap<String, crate::store::Facts>;
+pub type Surroundings = HashMap<String, Facts>;
 
 /// Whom to contact about a fact shown as an indicator.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

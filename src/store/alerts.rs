@@ -4,11 +4,13 @@
 
 use sqlx::Row;
 
+use crate::domain::Stored;
 use crate::domain::alerts::cases::{AlertFilter, CaseState};
 use crate::domain::alerts::clock::{format_utc, parse_utc};
+use crate::domain::alerts::storage::AlertStorage;
 use crate::domain::alerts::{AlertSources, EndedInvolvement, QueryAt};
 use crate::domain::ledger::alert_rows::{Alert, AlertEvent, CaseAction, CaseOutcome};
-use crate::domain::ledger::{Entry, EntryKind};
+use crate::domain::ledger::{Entry, EntryFilter, EntryKind, StoredEntry};
 use crate::domain::records::{Category, ChangeKind};
 use crate::error::Error;
 use crate::store::{Store, database_error};
@@ -431,5 +433,84 @@ impl AlertSources for Store {
                 })
             })
             .collect()
+    }
+}
+
+impl AlertStorage for Store {
+    fn alert_lease<'a>(
+        &'a self,
+        holder: &'a str,
+        now: &'a str,
+        until: &'a str,
+    ) -> Stored<'a, Option<u64>> {
+        Box::pin(self.alert_lease(holder, now, until))
+    }
+
+    fn save_alert_cursor<'a>(&'a self, holder: &'a str, seq: u64) -> Stored<'a, bool> {
+        Box::pin(self.save_alert_cursor(holder, seq))
+    }
+
+    fn release_alert_lease<'a>(&'a self, holder: &'a str) -> Stored<'a, ()> {
+        Box::pin(self.release_alert_lease(holder))
+    }
+
+    fn first_seq_recorded_since<'a>(&'a self, time: &'a str) -> Stored<'a, Option<u64>> {
+        Box::pin(self.first_seq_recorded_since(time))
+    }
+
+    fn entries<'a>(&'a self, filter: &'a EntryFilter) -> Stored<'a, Vec<StoredEntry>> {
+        Box::pin(self.entries(filter))
+    }
+
+    fn entry<'a>(&'a self, entry_id: &'a str) -> Stored<'a, Option<StoredEntry>> {
+        Box::pin(self.entry(entry_id))
+    }
+
+    fn notices_were_committed(&self) {
+        self.notices_were_committed();
+    }
+
+    fn works_with_recorded<'a>(
+        &'a self,
+        system: &'a str,
+        persons: &'a [String],
+        from_secs: i64,
+        to_secs: i64,
+    ) -> Stored<'a, bool> {
+        Box::pin(AlertSources::works_with_recorded(
+            self, system, persons, from_secs, to_secs,
+        ))
+    }
+
+    fn works_with_ended_since(&self, since_secs: i64) -> Stored<'_, Vec<EndedInvolvement>> {
+        Box::pin(AlertSources::works_with_ended_since(self, since_secs))
+    }
+
+    fn queries_about<'a>(
+        &'a self,
+        system: &'a str,
+        persons: &'a [String],
+        from_secs: i64,
+        to_secs: i64,
+    ) -> Stored<'a, Vec<QueryAt>> {
+        Box::pin(AlertSources::queries_about(
+            self, system, persons, from_secs, to_secs,
+        ))
+    }
+
+    fn alerts<'a>(&'a self, filter: &'a AlertFilter) -> Stored<'a, Vec<(u64, Alert)>> {
+        Box::pin(self.alerts(filter))
+    }
+
+    fn alert<'a>(&'a self, alert_id: &'a str) -> Stored<'a, Option<(u64, Alert)>> {
+        Box::pin(self.alert(alert_id))
+    }
+
+    fn alert_counts(&self) -> Stored<'_, Vec<(String, u64, u64)>> {
+        Box::pin(self.alert_counts())
+    }
+
+    fn alert_events<'a>(&'a self, alert_ids: &'a [String]) -> Stored<'a, Vec<AlertEvent>> {
+        Box::pin(self.alert_events(alert_ids))
     }
 }

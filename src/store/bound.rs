@@ -5,23 +5,9 @@
 
 use sqlx::Row;
 
+use crate::domain::ledger::bound::BoundRow;
 use crate::error::Error;
 use crate::store::{Store, database_error};
-
-/// A row of a table bound to a log entry, as stored: its key, the entry it names and the
-/// columns the entry's hashed text must agree with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoundRow {
-    pub table: &'static str,
-    /// The row's primary key.
-    pub key: String,
-    /// The disclosure-log entry the row says records it.
-    pub log_entry_id: String,
-    /// That entry's position; `None` when no entry has that id.
-    pub log_seq: Option<u64>,
-    /// Column name and stored value, for the columns the entry determines.
-    pub columns: Vec<(&'static str, String)>,
-}
 
 /// Columns of a `break_glass_review` row bound to its recording entry.
 pub const REVIEW_COLUMNS: [&str; 7] = [

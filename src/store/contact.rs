@@ -3,12 +3,15 @@
 
 use sqlx::Row;
 
+use crate::domain::Stored;
 use crate::domain::contact::{ContactRequest, ContactStep, ContactStore, ContactThread};
 use crate::domain::ledger::Entry;
+use crate::domain::ledger::bound::BoundRow;
 use crate::domain::notify::{Notice, Surroundings};
+use crate::domain::records::FactAbout;
 use crate::error::Error;
 use crate::store::notices::insert_notices;
-use crate::store::{FactAbout, Store, database_error};
+use crate::store::{Store, database_error};
 
 /// Most requests one listing returns (newest first).
 const LIST_MAX: i64 = 500;
@@ -41,12 +44,12 @@ impl Store {
     }
 }
 
-impl ContactStore for Store {
-    async fn answer_entry(&self, entry_id: &str) -> Result<Option<Entry>, Error> {
+impl Store {
+    pub async fn answer_entry(&self, entry_id: &str) -> Result<Option<Entry>, Error> {
         Ok(self.entry(entry_id).await?.map(|stored| stored.entry))
     }
 
-    async fn current_fact(
+    pub async fn current_fact(
         &self,
         person_id: &str,
         record_id: &str,
@@ -69,7 +72,10 @@ impl ContactStore for Store {
         Ok(Some((fact, world)))
     }
 
-    async fn unstored_contact_entries(&self, after_seq: u64) -> Result<(Vec<Entry>, u64), Error> {
+    pub async fn unstored_contact_entries(
+        &self,
+        after_seq: u64,
+    ) -> Result<(Vec<Entry>, u64), Error> {
         let through: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM disclosure_log")
             .fetch_one(&self.pool)
             .await
@@ -94,7 +100,12 @@ impl ContactStore for Store {
         Ok((entries, through))
     }
 
-    async fn claim_escalations(&self, holder: &str, now: &str, until: &str) -> Result<bool, Error> {
+    pub async fn claim_escalations(
+        &self,
+        holder: &str,
+        now: &str,
+        until: &str,
+    ) -> Result<bool, Error> {
         let claimed = sqlx::query(
             "UPDATE contact_sweep_lease SET holder = $1, until = $2 \
              WHERE lease = 'escalation' AND (until < $3 OR holder = $1)",
@@ -108,7 +119,7 @@ impl ContactStore for Store {
         Ok(claimed.rows_affected() == 1)
     }
 
-    async fn release_escalations(&self, holder: &str) -> Result<(), Error> {
+    pub async fn release_escalations(&self, holder: &str) -> Result<(), Error> {
         sqlx::query(
             "UPDATE contact_sweep_lease SET holder = '', until = '' \
              WHERE lease = 'escalation' AND holder = $1",
@@ -120,7 +131,7 @@ impl ContactStore for Store {
         Ok(())
     }
 
-    async fn add_contact_request(
+    pub async fn add_contact_request(
         &self,
         request: &ContactRequest,
         notices: &[Notice],
@@ -149,7 +160,11 @@ impl ContactStore for Store {
         Ok(())
     }
 
-    async fn add_contact_step(&self, step: &ContactStep, notices: &[Notice]) -> Result<(), Error> {
+    pub async fn add_contact_step(
+        &self,
+        step: &ContactStep,
+        notices: &[Notice],
+    ) -> Result<(), Error> {
         let mut tx = self.begin_write().await.map_err(database_error)?;
         sqlx::query(
             "INSERT INTO contact_step (step_id, request_id, kind, outcome, to_system, payload, \
@@ -173,7 +188,7 @@ impl ContactStore for Store {
         Ok(())
     }
 
-    async fn contact_thread(&self, request_id: &str) -> Result<Option<ContactThread>, Error> {
+    pub async fn contact_thread(&self, request_id: &str) -> Result<Option<ContactThread>, Error> {
         let rows = sqlx::query(&format!(
             "SELECT {THREAD_COLUMNS} FROM contact_request r WHERE r.request_id = $1"
         ))
@@ -184,7 +199,7 @@ impl ContactStore for Store {
         Ok(self.threads(rows).await?.pop())
     }
 
-    async fn contact_by_client_id(
+    pub async fn contact_by_client_id(
         &self,
         system: &str,
         client_request_id: &str,
@@ -201,7 +216,7 @@ impl ContactStore for Store {
         Ok(self.threads(rows).await?.pop())
     }
 
-    async fn contacts_requested_by(
+    pub async fn contacts_requested_by(
         &self,
         system: &str,
         practitioner: &str,
@@ -220,7 +235,7 @@ impl ContactStore for Store {
         self.threads(rows).await
     }
 
-    async fn contacts_addressed_to(&self, system: &str) -> Result<Vec<ContactThread>, Error> {
+    pub async fn contacts_addressed_to(&self, system: &str) -> Result<Vec<ContactThread>, Error> {
         let rows = sqlx::query(&format!(
             "SELECT {THREAD_COLUMNS} FROM contact_request r \
              WHERE r.owner_system = $1 OR EXISTS (SELECT 1 FROM contact_step s \
@@ -235,7 +250,7 @@ impl ContactStore for Store {
         self.threads(rows).await
     }
 
-    async fn contacts_due(&self, at: &str) -> Result<Vec<ContactThread>, Error> {
+    pub async fn contacts_due(&self, at: &str) -> Result<Vec<ContactThread>, Error> {
         let rows = sqlx::query(&format!(
             "SELECT {THREAD_COLUMNS} FROM contact_request r \
              WHERE r.due_at <= $1 AND NOT EXISTS (SELECT 1 FROM contact_step s \
@@ -249,5 +264,84 @@ impl ContactStore for Store {
         .await
         .map_err(database_error)?;
         self.threads(rows).await
+    }
+}
+
+impl ContactStore for Store {
+    fn answer_entry<'a>(&'a self, entry_id: &'a str) -> Stored<'a, Option<Entry>> {
+        Box::pin(self.answer_entry(entry_id))
+    }
+
+    fn current_fact<'a>(
+        &'a self,
+        person_id: &'a str,
+        record_id: &'a str,
+    ) -> Stored<'a, Option<(FactAbout, Surroundings)>> {
+        Box::pin(self.current_fact(person_id, record_id))
+    }
+
+    fn unstored_contact_entries(&self, after_seq: u64) -> Stored<'_, (Vec<Entry>, u64)> {
+        Box::pin(self.unstored_contact_entries(after_seq))
+    }
+
+    fn claim_escalations<'a>(
+        &'a self,
+        holder: &'a str,
+        now: &'a str,
+        until: &'a str,
+    ) -> Stored<'a, bool> {
+        Box::pin(self.claim_escalations(holder, now, until))
+    }
+
+    fn release_escalations<'a>(&'a self, holder: &'a str) -> Stored<'a, ()> {
+        Box::pin(self.release_escalations(holder))
+    }
+
+    fn add_contact_request<'a>(
+        &'a self,
+        request: &'a ContactRequest,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()> {
+        Box::pin(self.add_contact_request(request, notices))
+    }
+
+    fn add_contact_step<'a>(
+        &'a self,
+        step: &'a ContactStep,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()> {
+        Box::pin(self.add_contact_step(step, notices))
+    }
+
+    fn contact_thread<'a>(&'a self, request_id: &'a str) -> Stored<'a, Option<ContactThread>> {
+        Box::pin(self.contact_thread(request_id))
+    }
+
+    fn contact_by_client_id<'a>(
+        &'a self,
+        system: &'a str,
+        client_request_id: &'a str,
+    ) -> Stored<'a, Option<ContactThread>> {
+        Box::pin(self.contact_by_client_id(system, client_request_id))
+    }
+
+    fn contacts_requested_by<'a>(
+        &'a self,
+        system: &'a str,
+        practitioner: &'a str,
+    ) -> Stored<'a, Vec<ContactThread>> {
+        Box::pin(self.contacts_requested_by(system, practitioner))
+    }
+
+    fn contacts_addressed_to<'a>(&'a self, system: &'a str) -> Stored<'a, Vec<ContactThread>> {
+        Box::pin(self.contacts_addressed_to(system))
+    }
+
+    fn contacts_due<'a>(&'a self, at: &'a str) -> Stored<'a, Vec<ContactThread>> {
+        Box::pin(self.contacts_due(at))
+    }
+
+    fn contact_bound_rows(&self) -> Stored<'_, Vec<BoundRow>> {
+        Box::pin(self.contact_bound_rows())
     }
 }

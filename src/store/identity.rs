@@ -6,13 +6,17 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::{AnyConnection, Row};
 
-use crate::domain::Agency;
+use crate::domain::identity::storage::IdentityStorage;
 use crate::domain::identity::{
-    Candidate, Demographics, IdentityCard, IdentityLink, LinkMethod, MatchRules, NameField,
-    PublishedDetails, Resolution, ReviewState, ReviewTask, Score, TermFrequencies,
+    Candidate, Demographics, IdentityCard, IdentityLink, IdentityLogItem, LinkMethod, MatchRules,
+    NameField, NameShares, PublishedDetails, Resolution, ReviewState, ReviewTask, Score,
 };
+use crate::domain::ledger::bound::BoundRow;
+use crate::domain::ledger::{EntryFilter, StoredEntry};
+use crate::domain::records::PersonRef;
 use crate::domain::records::facts::PersonDetails;
 use crate::domain::records::{Actor, Fact, Identifier};
+use crate::domain::{Agency, Stored};
 use crate::error::Error;
 use crate::store::{Store, database_error};
 
@@ -46,17 +50,6 @@ fn placeholders(first: usize, count: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Name frequencies read for one record: the share of person-details records with
-/// each of its names.
-#[derive(Debug, Default)]
-pub struct NameShares(HashMap<(NameField, String), f64>);
-
-impl TermFrequencies for NameShares {
-    fn share(&self, field: NameField, value: &str) -> Option<f64> {
-        self.0.get(&(field, value.to_owned())).copied()
-    }
 }
 
 /// What one identity decision stores.
@@ -293,7 +286,7 @@ pub(crate) async fn name_shares(
             .fetch_optional(&mut *conn)
             .await?
         {
-            shares.0.insert((field, value), n as f64 / total as f64);
+            shares.insert(field, value, n as f64 / total as f64);
         }
     }
     Ok(shares)
@@ -976,23 +969,6 @@ impl Store {
     }
 }
 
-/// A decision on its way to the disclosure log.
-#[derive(Debug, Clone)]
-pub struct IdentityLogItem {
-    pub decision_id: String,
-    pub kind: String,
-    pub person_id: String,
-    pub other_person_id: String,
-    pub task_id: String,
-    pub link_id: String,
-    pub probability: Option<f64>,
-    pub rules_version: String,
-    pub explanation: Vec<String>,
-    pub system_id: String,
-    pub practitioner_id: String,
-    pub note: String,
-}
-
 async fn review_task(
     conn: &mut AnyConnection,
     raised: DecisionRow,
@@ -1142,4 +1118,87 @@ async fn identity_card(
         person_id: resolved,
         records,
     })
+}
+
+impl IdentityStorage for Store {
+    fn search_candidates<'a>(
+        &'a self,
+        rules: &'a MatchRules,
+        demographics: &'a Demographics,
+    ) -> Stored<'a, (Vec<Candidate>, NameShares)> {
+        Box::pin(self.search_candidates(rules, demographics))
+    }
+
+    fn review_tasks(&self, include_closed: bool) -> Stored<'_, Vec<ReviewTask>> {
+        Box::pin(self.review_tasks(include_closed))
+    }
+
+    fn review_task<'a>(&'a self, task_id: &'a str) -> Stored<'a, Option<ReviewTask>> {
+        Box::pin(self.review_task(task_id))
+    }
+
+    fn identity_card<'a>(
+        &'a self,
+        person_id: &'a str,
+        except: Option<&'a str>,
+    ) -> Stored<'a, IdentityCard> {
+        Box::pin(self.identity_card(person_id, except))
+    }
+
+    fn record_card<'a>(&'a self, person_id: &'a str) -> Stored<'a, IdentityCard> {
+        Box::pin(self.record_card(person_id))
+    }
+
+    fn decide_task<'a>(
+        &'a self,
+        task_id: &'a str,
+        confirm: bool,
+        actor: &'a Actor,
+        note: &'a str,
+        at: &'a str,
+    ) -> Stored<'a, String> {
+        Box::pin(self.decide_task(task_id, confirm, actor, note, at))
+    }
+
+    fn split_link<'a>(
+        &'a self,
+        link_id: &'a str,
+        actor: &'a Actor,
+        note: &'a str,
+        at: &'a str,
+    ) -> Stored<'a, (String, IdentityLink)> {
+        Box::pin(self.split_link(link_id, actor, note, at))
+    }
+
+    fn identity_links<'a>(&'a self, person_id: &'a str) -> Stored<'a, Vec<IdentityLink>> {
+        Box::pin(self.identity_links(person_id))
+    }
+
+    fn recent_identity_links(&self, limit: u32) -> Stored<'_, Vec<IdentityLink>> {
+        Box::pin(self.recent_identity_links(limit))
+    }
+
+    fn find_person<'a>(&'a self, person: &'a PersonRef) -> Stored<'a, Option<String>> {
+        Box::pin(self.find_person(person))
+    }
+
+    fn entries<'a>(&'a self, filter: &'a EntryFilter) -> Stored<'a, Vec<StoredEntry>> {
+        Box::pin(self.entries(filter))
+    }
+
+    fn unlogged_identity_decisions(&self) -> Stored<'_, Vec<IdentityLogItem>> {
+        Box::pin(self.unlogged_identity_decisions())
+    }
+
+    fn mark_identity_logged<'a>(
+        &'a self,
+        decision_id: &'a str,
+        entry_id: &'a str,
+    ) -> Stored<'a, ()> {
+        Box::pin(self.mark_identity_logged(decision_id, entry_id))
+    }
+
+    fn identity_bound_rows(&self) -> Stored<'_, Vec<BoundRow>> {
+        Box::pin(self.identity_bound_rows())
+    }
 }

@@ -9,27 +9,15 @@ use sqlx::Row;
 
 use crate::domain::ledger::merkle::{self, Hash, NodeSource};
 use crate::domain::ledger::review::{Annotation, BreakGlassReview, ReviewOutcome};
-use crate::domain::ledger::{Checkpoint, CheckpointSigner, Entry, Sealed, chain_hash, now};
+use crate::domain::ledger::{
+    Checkpoint, CheckpointSigner, Entry, EntryFilter, Sealed, StoredEntry, chain_hash, now,
+};
 use crate::error::Error;
 use crate::store::{Backend, Store, database_error};
 
 /// Arbitrary constant naming the PostgreSQL advisory lock that serialises appends from
 /// every gateway process sharing the database.
 const APPEND_LOCK: i64 = 0x5AFE_6A7E;
-
-/// A stored entry with its position and hashes.
-#[derive(Debug, Clone)]
-pub struct StoredEntry {
-    pub seq: u64,
-    pub entry: Entry,
-    /// The canonical bytes as stored (what was hashed).
-    pub text: String,
-    pub leaf_hash: String,
-    pub chain_hash: String,
-    /// For a break-glass entry: the latest IG review, if any (a later review supersedes
-    /// an earlier one).
-    pub latest_review: Option<BreakGlassReview>,
-}
 
 /// How many entries of one kind, decision and break-glass flag one agency's systems
 /// wrote on one day (UTC).
@@ -42,32 +30,6 @@ pub struct DailyCount {
     pub decision: String,
     pub break_glass: bool,
     pub entries: u64,
-}
-
-/// Which entries to list.
-#[derive(Debug, Clone, Default)]
-pub struct EntryFilter {
-    pub person_id: Option<String>,
-    /// With `person_id`: entries about any of these persons too (the other persons
-    /// resolved to the same person).
-    pub also_person_ids: Vec<String>,
-    pub agency: Option<String>,
-    pub system_id: Option<String>,
-    pub practitioner_id: Option<String>,
-    pub purpose: Option<String>,
-    pub kind: Option<String>,
-    pub decision: Option<String>,
-    pub break_glass: Option<bool>,
-    /// Only break-glass entries no IG officer has reviewed yet.
-    pub break_glass_unreviewed: bool,
-    /// RFC 3339 bounds on `recorded_at`, inclusive from, exclusive to.
-    pub from: Option<String>,
-    pub to: Option<String>,
-    /// Only entries with `seq` greater than this (cursor paging).
-    pub after_seq: u64,
-    /// Only entries with `seq` up to this (a snapshot, e.g. a signed checkpoint's size).
-    pub through_seq: Option<u64>,
-    pub limit: u32,
 }
 
 /// Rows bound in one `IN (...)` list.

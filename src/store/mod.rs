@@ -23,14 +23,9 @@ mod read_cache;
 mod records;
 mod witness;
 pub use backlog::NoticeBacklog;
-pub use bound::{BoundRow, StoredCosignature};
-pub use identity::{IdentityLogItem, NameShares};
-pub use ledger::{
-    COLUMN_SEPARATOR, DailyCount, EntryFilter, FILTER_COLUMNS, RawLogRow, StoredEntry,
-};
-pub use notices::StoredNotice;
-pub use read_cache::{Facts, RecordsNow};
-pub use records::{FactAbout, PathedChange};
+pub use bound::StoredCosignature;
+pub use ledger::{COLUMN_SEPARATOR, DailyCount, FILTER_COLUMNS, RawLogRow};
+pub use read_cache::RecordsNow;
 pub use witness::{WitnessStore, Witnessed};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

@@ -2,21 +2,15 @@
 
 use sqlx::{AnyConnection, Row};
 
+use crate::domain::Stored;
 use crate::domain::ledger::review::NoticeRow;
-use crate::domain::notify::Notice;
+use crate::domain::notify::{Notice, NotifyStorage, StoredNotice};
 use crate::error::Error;
 use crate::store::{Backend, Store, database_error};
 
 /// PostgreSQL advisory lock serialising notice inserts, so `seq` order is commit order
 /// and a subscriber that has seen notice N never misses an earlier one committed later.
 const NOTICE_LOCK: i64 = 0x5AFE_0071;
-
-/// A stored notice and its position.
-#[derive(Debug, Clone)]
-pub struct StoredNotice {
-    pub seq: u64,
-    pub notice: Notice,
-}
 
 /// Inserts notices on an open transaction's connection.
 pub(crate) async fn insert_notices(
@@ -162,5 +156,36 @@ impl Store {
     /// future before reading, so a commit between the read and the wait is not missed.
     pub fn notice_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
         std::sync::Arc::clone(&self.notices_committed)
+    }
+}
+
+impl NotifyStorage for Store {
+    fn add_notices<'a>(
+        &'a self,
+        trigger_record_id: &'a str,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()> {
+        Box::pin(self.add_notices(trigger_record_id, notices))
+    }
+
+    fn acknowledged<'a>(&'a self, system: &'a str) -> Stored<'a, u64> {
+        Box::pin(self.acknowledged(system))
+    }
+
+    fn notices_after<'a>(
+        &'a self,
+        system: &'a str,
+        after: u64,
+        limit: u32,
+    ) -> Stored<'a, Vec<StoredNotice>> {
+        Box::pin(self.notices_after(system, after, limit))
+    }
+
+    fn acknowledge<'a>(&'a self, system: &'a str, seq: u64, at: &'a str) -> Stored<'a, u64> {
+        Box::pin(self.acknowledge(system, seq, at))
+    }
+
+    fn notice_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.notice_signal()
     }
 }

@@ -23,11 +23,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::domain::Stored;
 use crate::domain::identity::IdentityLink;
-use crate::domain::records::PersonRef;
+use crate::domain::notify::Notice;
+use crate::domain::query::{QueryStorage, RecordsAt};
 use crate::domain::records::status::LegalStatusVersion;
+use crate::domain::records::{Facts, PersonRef};
 use crate::error::Error;
-use crate::store::{FactAbout, Store, unavailable};
+use crate::store::{Store, unavailable};
 use sqlx::AnyPool;
 use tokio::sync::watch;
 
@@ -35,9 +38,6 @@ use tokio::sync::watch;
 const PERSONS_MAX: usize = 20_000;
 /// Person references remembered before that memory starts over.
 const REFERENCES_MAX: usize = 100_000;
-
-/// Current facts naming one person, shared between queries without copying.
-pub type Facts = Arc<[FactAbout]>;
 
 /// The cache a [`Store`] and its clones share.
 #[derive(Debug, Default)]
@@ -304,5 +304,44 @@ impl RecordsNow<'_> {
         {
             put(remembered);
         }
+    }
+}
+
+impl RecordsAt for RecordsNow<'_> {
+    fn facts_naming<'a>(&'a self, person_id: &'a str) -> Stored<'a, Facts> {
+        Box::pin(self.facts_naming(person_id))
+    }
+
+    fn legal_statuses<'a>(&'a self, person_id: &'a str) -> Stored<'a, Arc<[LegalStatusVersion]>> {
+        Box::pin(self.legal_statuses(person_id))
+    }
+
+    fn resolved<'a>(&'a self, person_id: &'a str) -> Stored<'a, String> {
+        Box::pin(self.resolved(person_id))
+    }
+
+    fn identity_links<'a>(&'a self, resolved_id: &'a str) -> Stored<'a, Arc<[IdentityLink]>> {
+        Box::pin(self.identity_links(resolved_id))
+    }
+}
+
+impl QueryStorage for Store {
+    fn records_now(&self) -> Stored<'_, Box<dyn RecordsAt + '_>> {
+        Box::pin(async move {
+            let records: Box<dyn RecordsAt + '_> = Box::new(self.records_now().await?);
+            Ok(records)
+        })
+    }
+
+    fn resolved_person<'a>(&'a self, person_id: &'a str) -> Stored<'a, String> {
+        Box::pin(self.resolved_person(person_id))
+    }
+
+    fn add_notices<'a>(
+        &'a self,
+        trigger_record_id: &'a str,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()> {
+        Box::pin(self.add_notices(trigger_record_id, notices))
     }
 }

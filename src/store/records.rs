@@ -5,22 +5,21 @@ use sqlx::{AnyConnection, Row};
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::Agency;
+use crate::domain::Stored;
 use crate::domain::identity::MatchRules;
 use crate::domain::ledger::LinkUsed;
 use crate::domain::notify::{self, Surroundings, Trigger};
 use crate::domain::policy::Policy;
+use crate::domain::publish::PublishStorage;
 use crate::domain::records::facts::PersonDetails;
 use crate::domain::records::{
-    Actor, Category, Change, ChangeKind, Day, EndReason, Fact, FactHistory, FactVersion,
-    LegalStatus, LegalStatusType, LegalStatusVersion, Part, PersonRef, Receipt,
+    Actor, Category, Change, ChangeKind, Day, EndReason, Fact, FactAbout, FactHistory, FactVersion,
+    LegalStatus, LegalStatusType, LegalStatusVersion, Part, PathedChange, PersonRef, Receipt,
 };
 use crate::error::Error;
 use crate::store::identity;
 use crate::store::notices::insert_notices;
 use crate::store::{Backend, Store, database_error};
-
-/// One change and the path of its fact in the request (`fact`, `facts[3]`), for messages.
-pub type PathedChange = (String, Change);
 
 /// Attempts made when a concurrent request claimed the same identifier or request id first.
 const ATTEMPTS: usize = 3;
@@ -873,19 +872,6 @@ fn changed_fields(previous: &Fact, next: &Fact) -> Result<String, Error> {
     Ok(fields.join(","))
 }
 
-/// A current fact naming a person, with the parts that person plays in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FactAbout {
-    pub record_id: String,
-    pub version: i64,
-    pub owner: Agency,
-    pub owner_system: String,
-    /// How to reach the owning system's team.
-    pub owner_contact: String,
-    pub parts: Vec<Part>,
-    pub fact: Fact,
-}
-
 impl Store {
     /// Every current (not ended) fact that names `person_id` in any part, oldest first:
     /// a link is found from either side.
@@ -1022,4 +1008,45 @@ async fn raise_notices(
     }
     insert_notices(conn, backend, &receipt.record_id, &notices).await?;
     Ok(!notices.is_empty())
+}
+
+impl PublishStorage for Store {
+    fn apply_changes<'a>(
+        &'a self,
+        actor: &'a Actor,
+        client_request_id: &'a str,
+        request_sha256: &'a str,
+        changes: &'a [PathedChange],
+        policy: &'a Policy,
+        rules: &'a MatchRules,
+    ) -> Stored<'a, Vec<Receipt>> {
+        Box::pin(self.apply_changes(
+            actor,
+            client_request_id,
+            request_sha256,
+            changes,
+            policy,
+            rules,
+        ))
+    }
+
+    fn take_identity_pending(&self) -> bool {
+        self.take_identity_pending()
+    }
+
+    fn keep_identity_pending(&self) {
+        self.keep_identity_pending();
+    }
+
+    fn fact_history<'a>(&'a self, record_id: &'a str) -> Stored<'a, Option<FactHistory>> {
+        Box::pin(self.fact_history(record_id))
+    }
+
+    fn resolved_person<'a>(&'a self, person_id: &'a str) -> Stored<'a, String> {
+        Box::pin(self.resolved_person(person_id))
+    }
+
+    fn legal_statuses<'a>(&'a self, person_id: &'a str) -> Stored<'a, Vec<LegalStatusVersion>> {
+        Box::pin(self.legal_statuses(person_id))
+    }
 }

@@ -26,10 +26,10 @@ async fn with_case_and_console() -> TestGateway {
 }
 
 /// Every entry of the log, oldest first (read through the store, so it adds none).
-async fn log(gateway: &TestGateway) -> Vec<safegate::store::StoredEntry> {
+async fn log(gateway: &TestGateway) -> Vec<safegate::domain::ledger::StoredEntry> {
     gateway
         .store()
-        .entries(&safegate::store::EntryFilter {
+        .entries(&safegate::domain::ledger::EntryFilter {
             limit: 100_000,
             ..Default::default()
         })

@@ -106,7 +106,7 @@ async fn open_task(gateway: &TestGateway) -> safegate::domain::identity::ReviewT
 async fn log(gateway: &TestGateway) -> Vec<safegate::domain::ledger::Entry> {
     gateway
         .store()
-        .entries(&safegate::store::EntryFilter {
+        .entries(&safegate::domain::ledger::EntryFilter {
             limit: 100_000,
             ..Default::default()
         })

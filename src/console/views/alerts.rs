@@ -250,7 +250,9 @@ pub async fn view_alerts_get(
             };
             let mut read = officer.read();
             read.reason = "privacy alerts: the list of cases".into();
-            let cases = Cases::new(state.ledger.clone()).list(read, &filter).await?;
+            let cases = Cases::new(state.ledger.clone(), Arc::new(state.store.clone()))
+                .list(read, &filter)
+                .await?;
             let rule = filter.rule_id.clone().unwrap_or_default();
             if let Some(last) = cases.last().filter(|_| cases.len() == PAGE as usize) {
                 page.next_page = list_query(&state_text, &rule, last.seq);
@@ -388,7 +390,9 @@ async fn alert_page(
 ) -> Result<AlertPage, Error> {
     let mut read = officer.read();
     read.reason = "privacy alerts: one case".into();
-    let detail = Cases::new(state.ledger.clone()).get(read, alert_id).await?;
+    let detail = Cases::new(state.ledger.clone(), Arc::new(state.store.clone()))
+        .get(read, alert_id)
+        .await?;
     let layout = officer.layout(state, "Privacy alert case", Nav::Alerts);
     Ok(AlertPage::new(layout, detail))
 }
@@ -513,7 +517,7 @@ pub async fn view_assign_post(
             }
             let mut status = StatusCode::BAD_REQUEST;
             if errors.is_empty() {
-                let done = Cases::new(state.ledger.clone())
+                let done = Cases::new(state.ledger.clone(), Arc::new(state.store.clone()))
                     .assign(officer.read(), alert_id, assignee, &form.assign_note)
                     .await;
                 match done {
@@ -565,7 +569,7 @@ pub async fn view_close_post(
             }
             let mut status = StatusCode::BAD_REQUEST;
             if let Some(outcome) = outcome.filter(|_| errors.is_empty()) {
-                let done = Cases::new(state.ledger.clone())
+                let done = Cases::new(state.ledger.clone(), Arc::new(state.store.clone()))
                     .close(officer.read(), alert_id, outcome, &form.close_note)
                     .await;
                 match done {

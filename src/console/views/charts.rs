@@ -339,7 +339,7 @@ pub async fn view_charts_get(officer: Officer, State(state): State<Arc<ConsoleSt
         .answer(&state, Nav::Charts, async {
             let statistics = state.ledger.statistics(officer.read(), WEEKS).await?;
             let alerts = alert_rows(
-                Cases::new(state.ledger.clone())
+                Cases::new(state.ledger.clone(), Arc::new(state.store.clone()))
                     .counts(officer.read())
                     .await?,
             );

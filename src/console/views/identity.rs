@@ -27,7 +27,7 @@ pub const LINKS_SHOWN: u32 = 100;
 
 fn steward(state: &ConsoleState) -> Steward {
     Steward::new(
-        state.store.clone(),
+        Arc::new(state.store.clone()),
         state.ledger.clone(),
         Arc::clone(&state.rules),
     )

@@ -15,10 +15,10 @@ use axum::http::HeaderMap;
 use crate::console::ConsoleState;
 use crate::console::csrf::CSRF_RULE;
 use crate::console::officer::Officer;
+use crate::domain::ledger::StoredEntry;
 use crate::domain::records::PersonRef;
 use crate::domain::records::identifiers::Identifier;
 use crate::error::Error;
-use crate::store::StoredEntry;
 
 /// A confirmation named in the query after a recorded step, such as `?done=closed`
 /// (a word the page turns into its banner, never free text).

@@ -7,13 +7,16 @@
 //! entry (kind `log_read`, with who and why), then [`Cases::list`], [`Cases::get`],
 //! [`Cases::assign`] or [`Cases::close`].
 
+use std::sync::Arc;
+
+use crate::domain::alerts::storage::AlertStorage;
+use crate::domain::ledger::StoredEntry;
 use crate::domain::ledger::alert_rows::{
     ASSIGN_RULE, Alert, AlertEvent, CLOSE_RULE, CaseAction, CaseOutcome, event_reason,
 };
 use crate::domain::ledger::review::Annotation;
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
 use crate::error::Error;
-use crate::store::StoredEntry;
 
 /// Longest note, in characters.
 const NOTE_MAX: usize = 4000;
@@ -115,6 +118,7 @@ pub struct AlertDetail {
 #[derive(Debug, Clone)]
 pub struct Cases {
     ledger: Ledger,
+    storage: Arc<dyn AlertStorage>,
 }
 
 fn checked_note(note: &str) -> Result<&str, Error> {
@@ -172,8 +176,10 @@ fn authorised(read: &Entry) -> Result<(), Error> {
 }
 
 impl Cases {
-    pub fn new(ledger: Ledger) -> Self {
-        Cases { ledger }
+    /// Cases read from `storage` (the same database as `ledger`'s), each action written
+    /// to `ledger`.
+    pub fn new(ledger: Ledger, storage: Arc<dyn AlertStorage>) -> Self {
+        Cases { ledger, storage }
     }
 
     /// The ledger every case action is written to.
@@ -183,7 +189,7 @@ impl Cases {
 
     async fn cases(&self, found: Vec<(u64, Alert)>) -> Result<Vec<AlertCase>, Error> {
         let ids: Vec<String> = found.iter().map(|(_, a)| a.alert_id.clone()).collect();
-        let mut events = self.ledger.store().alert_events(&ids).await?;
+        let mut events = self.storage.alert_events(&ids).await?;
         Ok(found
             .into_iter()
             .map(|(seq, alert)| {
@@ -198,8 +204,7 @@ impl Cases {
     async fn case(&self, alert_id: &str) -> Result<AlertCase, Error> {
         let alert_id = checked_alert_id(alert_id)?;
         let found = self
-            .ledger
-            .store()
+            .storage
             .alert(alert_id)
             .await?
             .ok_or_else(|| Error::NotFound {
@@ -226,7 +231,7 @@ impl Cases {
                 format!("must be between 1 and {PAGE_MAX}"),
             ));
         }
-        let found = self.ledger.store().alerts(filter).await?;
+        let found = self.storage.alerts(filter).await?;
         let cases = self.cases(found).await?;
         read.kind = EntryKind::LogRead;
         read.decision = Decision::Released;
@@ -242,8 +247,7 @@ impl Cases {
     pub async fn counts(&self, mut read: Entry) -> Result<Vec<RuleCount>, Error> {
         authorised(&read)?;
         let counts: Vec<RuleCount> = self
-            .ledger
-            .store()
+            .storage
             .alert_counts()
             .await?
             .into_iter()
@@ -278,7 +282,7 @@ impl Cases {
         let case = self.case(alert_id).await?;
         let mut entries = Vec::with_capacity(case.alert.entry_ids.len());
         for entry_id in &case.alert.entry_ids {
-            if let Some(stored) = self.ledger.store().entry(entry_id).await? {
+            if let Some(stored) = self.storage.entry(entry_id).await? {
                 entries.push(stored);
             }
         }

@@ -20,12 +20,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::alerts::clock::{format_utc, parse_utc};
 use crate::domain::alerts::engine::{Engine, Finding};
 use crate::domain::alerts::rules::AlertRules;
-use crate::domain::alerts::{AlertSources, check_break_glass, check_ended};
+use crate::domain::alerts::storage::AlertStorage;
+use crate::domain::alerts::{check_break_glass, check_ended};
+use crate::domain::ledger::EntryFilter;
 use crate::domain::ledger::alert_rows::Alert;
 use crate::domain::ledger::review::Annotation;
 use crate::domain::ledger::{Committed, Decision, Entry, EntryKind, Ledger};
 use crate::error::Error;
-use crate::store::{EntryFilter, Store};
 
 /// How often the evaluator looks for entries, deadlines and ended involvements it has
 /// not seen, and renews its lease.
@@ -68,13 +69,19 @@ fn wall_secs() -> i64 {
 }
 
 impl AlertEvaluator {
-    /// Subscribes to `ledger`'s append path and starts evaluating `rules`; new alerts
-    /// are notices to `ig_systems`.
-    pub fn start(ledger: Ledger, rules: Arc<AlertRules>, ig_systems: Vec<String>) -> Self {
+    /// Subscribes to `ledger`'s append path and starts evaluating `rules` over what
+    /// `storage` holds (the same database as `ledger`'s); new alerts are notices to
+    /// `ig_systems`.
+    pub fn start(
+        ledger: Ledger,
+        storage: Arc<dyn AlertStorage>,
+        rules: Arc<AlertRules>,
+        ig_systems: Vec<String>,
+    ) -> Self {
         let handoff = ledger.subscribe();
         let (commands, received) = mpsc::channel(16);
         let worker = Worker {
-            store: ledger.store().clone(),
+            store: storage,
             ledger,
             rules,
             ig_systems,
@@ -113,7 +120,7 @@ impl AlertEvaluator {
 
 struct Worker {
     ledger: Ledger,
-    store: Store,
+    store: Arc<dyn AlertStorage>,
     rules: Arc<AlertRules>,
     ig_systems: Vec<String>,
     /// This process's name on the lease.
@@ -339,7 +346,7 @@ impl Worker {
         };
         let due = engine.due(now);
         for pending in &due {
-            if let Some(finding) = check_break_glass(&self.store, &self.rules, pending).await? {
+            if let Some(finding) = check_break_glass(&*self.store, &self.rules, pending).await? {
                 self.raise(finding).await?;
             }
         }
@@ -354,7 +361,7 @@ impl Worker {
             if self.ended_seen.contains_key(&involvement.record_id) {
                 continue;
             }
-            if let Some(finding) = check_ended(&self.store, &self.rules, involvement).await? {
+            if let Some(finding) = check_ended(&*self.store, &self.rules, involvement).await? {
                 self.raise(finding).await?;
             }
             self.ended_seen

@@ -2,7 +2,7 @@
 //! as entries are committed (`engine.rs`, fed by the ledger's append path through
 //! `evaluator.rs`), each alert raised as a case IG officers assign, investigate and close
 //! (`cases.rs`). Knows nothing of tonic or SQL: what it needs from storage is
-//! [`AlertSources`] and the store functions the cases use.
+//! [`AlertSources`] and, for the evaluator and the cases, [`AlertStorage`] (`storage.rs`).
 //!
 //! The console calls [`Cases`] directly (no gRPC): `list`, `get`, `assign`, `close`, each
 //! writing its own disclosure-log entry before it answers.
@@ -12,6 +12,7 @@ pub mod clock;
 pub mod engine;
 pub mod evaluator;
 pub mod rules;
+pub mod storage;
 
 use std::future::Future;
 
@@ -20,6 +21,7 @@ pub use cases::{AlertCase, AlertFilter, CaseState, Cases};
 pub use engine::{EndedInvolvement, Engine, Finding, PendingBreakGlass, QueryAt};
 pub use evaluator::AlertEvaluator;
 pub use rules::{AlertRule, AlertRules};
+pub use storage::AlertStorage;
 
 use crate::error::Error;
 
@@ -55,7 +57,7 @@ pub trait AlertSources {
 }
 
 /// Rule 1 for one break-glass disclosure whose deadline passed.
-pub async fn check_break_glass<S: AlertSources>(
+pub async fn check_break_glass<S: AlertSources + ?Sized>(
     sources: &S,
     rules: &AlertRules,
     pending: &PendingBreakGlass,
@@ -72,7 +74,7 @@ pub async fn check_break_glass<S: AlertSources>(
 }
 
 /// Rule 2 for one involvement whose end was recorded.
-pub async fn check_ended<S: AlertSources>(
+pub async fn check_ended<S: AlertSources + ?Sized>(
     sources: &S,
     rules: &AlertRules,
     ended: &EndedInvolvement,

@@ -7,24 +7,27 @@
 //! this by its caller (see `domain::ledger::bound`), so the ledger does not import this
 //! room.
 
+use std::sync::Arc;
+
+use crate::domain::contact::ContactStore;
 use crate::domain::contact::logged::{
     REQUEST_TABLE, Recorded, STEP_TABLE, differing_field, recorded,
 };
 use crate::domain::ledger::Entry;
 use crate::domain::ledger::bound::{BoundTable, Expected, RowsRead};
-use crate::store::Store;
 
-/// The contact requests and steps, checked against the entries that record them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ContactTables;
+/// The contact requests and steps, checked against the entries that record them, as
+/// stored in the storage given.
+#[derive(Debug, Clone)]
+pub struct ContactTables(pub Arc<dyn ContactStore>);
 
 impl BoundTable for ContactTables {
     fn tables(&self) -> &'static [&'static str] {
         &[REQUEST_TABLE, STEP_TABLE]
     }
 
-    fn rows<'a>(&'a self, store: &'a Store) -> RowsRead<'a> {
-        Box::pin(store.contact_bound_rows())
+    fn rows(&self) -> RowsRead<'_> {
+        self.0.contact_bound_rows()
     }
 
     fn expected(&self, entry: &Entry) -> Option<Expected> {

@@ -11,19 +11,18 @@ pub mod logged;
 mod rules;
 mod service;
 
-use std::future::Future;
-
 use serde::{Deserialize, Serialize};
 
 pub use rules::ContactRules;
 pub use service::{Answering, Contacts, Escalated, Requesting};
 
+use crate::domain::Stored;
 use crate::domain::ledger::Entry;
+use crate::domain::ledger::bound::BoundRow;
 use crate::domain::notify::{Notice, Surroundings};
 use crate::domain::records::Category;
+use crate::domain::records::FactAbout;
 use crate::domain::{Agency, Purpose, Role};
-use crate::error::Error;
-use crate::store::FactAbout;
 
 vocabulary! {
     /// How soon the owning team should get in touch, least urgent first.
@@ -199,86 +198,75 @@ impl ContactThread {
 }
 
 /// What the contact room needs from storage.
-pub trait ContactStore: Clone + Send + Sync + 'static {
+pub trait ContactStore: std::fmt::Debug + Send + Sync {
     /// A disclosure-log entry by id.
-    fn answer_entry(
-        &self,
-        entry_id: &str,
-    ) -> impl Future<Output = Result<Option<Entry>, Error>> + Send;
+    fn answer_entry<'a>(&'a self, entry_id: &'a str) -> Stored<'a, Option<Entry>>;
 
     /// The current fact `record_id` naming `person_id`, and the current facts around its
     /// persons (for its indicator's team and contact route).
-    fn current_fact(
-        &self,
-        person_id: &str,
-        record_id: &str,
-    ) -> impl Future<Output = Result<Option<(FactAbout, Surroundings)>, Error>> + Send;
+    fn current_fact<'a>(
+        &'a self,
+        person_id: &'a str,
+        record_id: &'a str,
+    ) -> Stored<'a, Option<(FactAbout, Surroundings)>>;
 
     /// The `contact` entries after `after_seq` that record a step with no row yet (the
     /// gateway stopped between logging and storing, or the row is being stored now), and
     /// the log's last position they were looked for up to.
-    fn unstored_contact_entries(
-        &self,
-        after_seq: u64,
-    ) -> impl Future<Output = Result<(Vec<Entry>, u64), Error>> + Send;
+    fn unstored_contact_entries(&self, after_seq: u64) -> Stored<'_, (Vec<Entry>, u64)>;
 
     /// Takes the deployment-wide escalation lease for `holder` until `until` (RFC 3339),
     /// if it is free or expired at `now`; false when another process holds it.
-    fn claim_escalations(
-        &self,
-        holder: &str,
-        now: &str,
-        until: &str,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn claim_escalations<'a>(
+        &'a self,
+        holder: &'a str,
+        now: &'a str,
+        until: &'a str,
+    ) -> Stored<'a, bool>;
 
     /// Gives the escalation lease back, if `holder` holds it.
-    fn release_escalations(&self, holder: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn release_escalations<'a>(&'a self, holder: &'a str) -> Stored<'a, ()>;
 
     /// Stores a request and the notices it raises, together. A request already stored
     /// (restored from its entry meanwhile) is left as it is; the notices are still stored.
-    fn add_contact_request(
-        &self,
-        request: &ContactRequest,
-        notices: &[Notice],
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn add_contact_request<'a>(
+        &'a self,
+        request: &'a ContactRequest,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()>;
 
     /// Stores a step and the notices it raises, together; a step already stored is left
     /// as it is.
-    fn add_contact_step(
-        &self,
-        step: &ContactStep,
-        notices: &[Notice],
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn add_contact_step<'a>(
+        &'a self,
+        step: &'a ContactStep,
+        notices: &'a [Notice],
+    ) -> Stored<'a, ()>;
 
     /// One request with its steps.
-    fn contact_thread(
-        &self,
-        request_id: &str,
-    ) -> impl Future<Output = Result<Option<ContactThread>, Error>> + Send;
+    fn contact_thread<'a>(&'a self, request_id: &'a str) -> Stored<'a, Option<ContactThread>>;
 
     /// The request a system made under its own id, if any.
-    fn contact_by_client_id(
-        &self,
-        system: &str,
-        client_request_id: &str,
-    ) -> impl Future<Output = Result<Option<ContactThread>, Error>> + Send;
+    fn contact_by_client_id<'a>(
+        &'a self,
+        system: &'a str,
+        client_request_id: &'a str,
+    ) -> Stored<'a, Option<ContactThread>>;
 
     /// The requests one practitioner of one system made, newest first.
-    fn contacts_requested_by(
-        &self,
-        system: &str,
-        practitioner: &str,
-    ) -> impl Future<Output = Result<Vec<ContactThread>, Error>> + Send;
+    fn contacts_requested_by<'a>(
+        &'a self,
+        system: &'a str,
+        practitioner: &'a str,
+    ) -> Stored<'a, Vec<ContactThread>>;
 
     /// The requests made to a system, or passed to it, newest first.
-    fn contacts_addressed_to(
-        &self,
-        system: &str,
-    ) -> impl Future<Output = Result<Vec<ContactThread>, Error>> + Send;
+    fn contacts_addressed_to<'a>(&'a self, system: &'a str) -> Stored<'a, Vec<ContactThread>>;
 
     /// Requests neither answered nor escalated whose deadline is at or before `at`.
-    fn contacts_due(
-        &self,
-        at: &str,
-    ) -> impl Future<Output = Result<Vec<ContactThread>, Error>> + Send;
+    fn contacts_due<'a>(&'a self, at: &'a str) -> Stored<'a, Vec<ContactThread>>;
+
+    /// Every stored row of the contact tables, each with the entry it names (see
+    /// [`bound::ContactTables`]).
+    fn contact_bound_rows(&self) -> Stored<'_, Vec<BoundRow>>;
 }

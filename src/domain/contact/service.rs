@@ -13,9 +13,9 @@ use crate::domain::ledger::{ContactRecord, Decision, Entry, EntryKind, Ledger, t
 use crate::domain::notify::{Notice, NoticeRule, Surroundings};
 use crate::domain::policy::{Level, Policy, PolicyHolder};
 use crate::domain::query::{FactView, Shown, indicator};
+use crate::domain::records::FactAbout;
 use crate::domain::{AgencySystem, Practitioner, Purpose, Role};
 use crate::error::Error;
-use crate::store::{FactAbout, Store};
 
 /// A practitioner's request to the team that owns a fact they were shown as an indicator.
 #[derive(Debug, Clone)]
@@ -55,10 +55,10 @@ pub struct Escalated {
     pub entry_id: String,
 }
 
-/// Contact requests over a store.
+/// Contact requests over the contact room's storage.
 #[derive(Debug, Clone)]
-pub struct Contacts<S = Store> {
-    store: S,
+pub struct Contacts {
+    store: Arc<dyn ContactStore>,
     ledger: Ledger,
     policy: Arc<PolicyHolder>,
     rules: Arc<ContactRules>,
@@ -77,9 +77,9 @@ pub struct Contacts<S = Store> {
 /// mid-sweep holds it no longer than this.
 const ESCALATION_LEASE: time::Duration = time::Duration::minutes(5);
 
-impl<S: ContactStore> Contacts<S> {
+impl Contacts {
     pub fn new(
-        store: S,
+        store: Arc<dyn ContactStore>,
         ledger: Ledger,
         policy: Arc<PolicyHolder>,
         rules: Arc<ContactRules>,

@@ -4,22 +4,24 @@
 //! the entry that logged it. The ledger's verification is handed this by its caller
 //! (see `domain::ledger::bound`), so the ledger does not import this room.
 
+use std::sync::Arc;
+
 use crate::domain::identity::steward::rules;
+use crate::domain::identity::storage::IdentityStorage;
 use crate::domain::ledger::bound::{BoundTable, Expected, RowsRead};
 use crate::domain::ledger::{Entry, EntryKind};
-use crate::store::Store;
 
 /// The logged identity decisions, checked against the entries that logged them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LoggedDecisions;
+#[derive(Debug, Clone)]
+pub struct LoggedDecisions(pub Arc<dyn IdentityStorage>);
 
 impl BoundTable for LoggedDecisions {
     fn tables(&self) -> &'static [&'static str] {
         &["identity_decision_logged"]
     }
 
-    fn rows<'a>(&'a self, store: &'a Store) -> RowsRead<'a> {
-        Box::pin(store.identity_bound_rows())
+    fn rows(&self) -> RowsRead<'_> {
+        self.0.identity_bound_rows()
     }
 
     fn expected(&self, entry: &Entry) -> Option<Expected> {

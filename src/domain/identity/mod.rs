@@ -20,6 +20,7 @@ mod estimate;
 mod normalise;
 mod rules;
 pub mod search;
+pub mod storage;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,24 @@ pub trait TermFrequencies {
     /// The share of persons on record with this normalised name, in (0, 1]; `None`
     /// when the name is not known (the engine then uses the level's average).
     fn share(&self, field: NameField, value: &str) -> Option<f64>;
+}
+
+/// Name frequencies read for one record: the share of person-details records with
+/// each of its names.
+#[derive(Debug, Default)]
+pub struct NameShares(std::collections::HashMap<(NameField, String), f64>);
+
+impl NameShares {
+    /// Records the share of persons on record with `value` as their `field`.
+    pub fn insert(&mut self, field: NameField, value: String, share: f64) {
+        self.0.insert((field, value), share);
+    }
+}
+
+impl TermFrequencies for NameShares {
+    fn share(&self, field: NameField, value: &str) -> Option<f64> {
+        self.0.get(&(field, value.to_owned())).copied()
+    }
 }
 
 /// One row of a match's waterfall: what one comparison found and what it weighed.
@@ -143,6 +162,7 @@ mod tests;
 
 pub mod steward;
 pub use steward::{
-    Crossing, IdentityCard, IdentityLink, LinkMethod, PublishedDetails, ReviewState, ReviewTask,
-    Split, Steward, StewardCall, TaskView,
+    Crossing, IdentityCard, IdentityLink, IdentityLogItem, LinkMethod, PublishedDetails,
+    ReviewState, ReviewTask, Split, Steward, StewardCall, TaskView,
 };
+pub use storage::IdentityStorage;

@@ -2,10 +2,10 @@
 //! a list: the unique person at the auto-link level, or nobody. Queries and the IG
 //! console's search of the log by person both ask this way.
 
+use crate::domain::identity::storage::IdentityStorage;
 use crate::domain::identity::{Demographics, MatchRules, Resolution};
 use crate::domain::records::facts::PersonDetails;
 use crate::error::Error;
-use crate::store::Store;
 
 /// What a search by demographics found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct Found {
 
 /// Searches the persons on record for the one `details` describe.
 pub async fn unique_match(
-    store: &Store,
+    store: &dyn IdentityStorage,
     rules: &MatchRules,
     details: &PersonDetails,
 ) -> Result<Found, Error> {

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::identity::MatchRules;
+use crate::domain::identity::storage::IdentityStorage;
+use crate::domain::ledger::EntryFilter;
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger, LinkUsed};
 use crate::domain::records::facts::PersonDetails;
 use crate::domain::records::{Actor, PersonRef};
 use crate::domain::{Agency, AgencySystem, Practitioner, Role};
 use crate::error::Error;
-use crate::store::{EntryFilter, Store};
 
 /// How a link between two persons was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,10 +175,27 @@ pub mod rules {
     pub const SPLIT: &str = "identity.split";
 }
 
+/// A decision on its way to the disclosure log.
+#[derive(Debug, Clone)]
+pub struct IdentityLogItem {
+    pub decision_id: String,
+    pub kind: String,
+    pub person_id: String,
+    pub other_person_id: String,
+    pub task_id: String,
+    pub link_id: String,
+    pub probability: Option<f64>,
+    pub rules_version: String,
+    pub explanation: Vec<String>,
+    pub system_id: String,
+    pub practitioner_id: String,
+    pub note: String,
+}
+
 /// The steward's service.
 #[derive(Debug, Clone)]
 pub struct Steward {
-    store: Store,
+    store: Arc<dyn IdentityStorage>,
     ledger: Ledger,
     rules: Arc<MatchRules>,
 }
@@ -186,7 +204,7 @@ pub struct Steward {
 const NOTE_MAX: usize = 2000;
 
 impl Steward {
-    pub fn new(store: Store, ledger: Ledger, rules: Arc<MatchRules>) -> Self {
+    pub fn new(store: Arc<dyn IdentityStorage>, ledger: Ledger, rules: Arc<MatchRules>) -> Self {
         Steward {
             store,
             ledger,
@@ -339,7 +357,7 @@ impl Steward {
                 &crate::domain::ledger::now(),
             )
             .await?;
-        log_pending(&self.store, &self.ledger, Some(&call.entry)).await?;
+        log_pending(&*self.store, &self.ledger, Some(&call.entry)).await?;
         Ok(decision)
     }
 
@@ -384,7 +402,7 @@ impl Steward {
             .store
             .split_link(link_id, &actor, note, &crate::domain::ledger::now())
             .await?;
-        log_pending(&self.store, &self.ledger, Some(&call.entry)).await?;
+        log_pending(&*self.store, &self.ledger, Some(&call.entry)).await?;
         let crossed = self.crossed(&link).await?;
         Ok(Split {
             decision_id,
@@ -490,7 +508,7 @@ fn card_disclosed(card: &IdentityCard) -> Vec<Disclosed> {
 /// not be written then is written at the next chance. `stamp` carries the RPC, caller
 /// and trace of the request that made the decisions.
 pub async fn log_pending(
-    store: &Store,
+    store: &dyn IdentityStorage,
     ledger: &Ledger,
     stamp: Option<&Entry>,
 ) -> Result<(), Error> {

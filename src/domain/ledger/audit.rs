@@ -13,10 +13,11 @@ use crate::domain::ledger::review::{
 use crate::domain::ledger::rotation::KeyChanges;
 use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
 use crate::domain::ledger::{Checkpoint, Decision, Disclosed, Entry, EntryKind, Ledger};
+use crate::domain::ledger::{EntryFilter, StoredEntry};
 use crate::domain::progress::{OnProgress, Progress, unwatched};
 use crate::domain::{Practitioner, Purpose, Role};
 use crate::error::Error;
-use crate::store::{EntryFilter, Store, StoredEntry};
+use crate::store::Store;
 
 /// Rows read per page while verifying.
 const VERIFY_PAGE: u32 = 2_000;

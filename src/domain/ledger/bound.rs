@@ -22,7 +22,22 @@ use crate::domain::ledger::review::{RELEASE_RULE, REVIEW_RULE};
 use crate::domain::ledger::verify::Mismatch;
 use crate::domain::ledger::{Entry, EntryKind};
 use crate::error::Error;
-use crate::store::{BoundRow, Store};
+use crate::store::Store;
+
+/// A row of a table bound to a log entry, as stored: its key, the entry it names and the
+/// columns the entry's hashed text must agree with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundRow {
+    pub table: &'static str,
+    /// The row's primary key.
+    pub key: String,
+    /// The disclosure-log entry the row says records it.
+    pub log_entry_id: String,
+    /// That entry's position; `None` when no entry has that id.
+    pub log_seq: Option<u64>,
+    /// Column name and stored value, for the columns the entry determines.
+    pub columns: Vec<(&'static str, String)>,
+}
 
 /// The stored rows of a room's bound tables, as [`BoundTable::rows`] reads them.
 pub type RowsRead<'a> = Pin<Box<dyn Future<Output = Result<Vec<BoundRow>, Error>> + Send + 'a>>;
@@ -33,8 +48,9 @@ pub trait BoundTable: std::fmt::Debug + Send + Sync {
     /// The tables, in the order each entry is checked against them.
     fn tables(&self) -> &'static [&'static str];
 
-    /// Every stored row of the tables, each with the entry it names.
-    fn rows<'a>(&'a self, store: &'a Store) -> RowsRead<'a>;
+    /// Every stored row of the tables, each with the entry it names (read from the
+    /// storage the table was built over).
+    fn rows(&self) -> RowsRead<'_>;
 
     /// The row `entry` records in one of the tables, if it records one.
     fn expected(&self, entry: &Entry) -> Option<Expected>;
@@ -63,9 +79,9 @@ pub struct Expected {
 }
 
 /// The ledger's own bound tables: break-glass reviews, subject-access releases, privacy
-/// alerts and the steps of their cases.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LogTables;
+/// alerts and the steps of their cases, as stored in the store.
+#[derive(Debug, Clone)]
+pub struct LogTables(pub Store);
 
 impl BoundTable for LogTables {
     fn tables(&self) -> &'static [&'static str] {
@@ -77,8 +93,8 @@ impl BoundTable for LogTables {
         ]
     }
 
-    fn rows<'a>(&'a self, store: &'a Store) -> RowsRead<'a> {
-        Box::pin(store.bound_rows())
+    fn rows(&self) -> RowsRead<'_> {
+        Box::pin(self.0.bound_rows())
     }
 
     fn expected(&self, entry: &Entry) -> Option<Expected> {
@@ -158,7 +174,7 @@ pub struct BoundRows {
 impl BoundRows {
     /// Reads every stored row of the ledger's own tables and of `others`.
     pub async fn read(store: &Store, others: &[Arc<dyn BoundTable>]) -> Result<Self, Error> {
-        let mut tables: Vec<Arc<dyn BoundTable>> = vec![Arc::new(LogTables)];
+        let mut tables: Vec<Arc<dyn BoundTable>> = vec![Arc::new(LogTables(store.clone()))];
         tables.extend(others.iter().cloned());
         let mut bound = BoundRows {
             tables,
@@ -166,7 +182,7 @@ impl BoundRows {
             keys: HashSet::new(),
         };
         for (owner, table) in bound.tables.iter().enumerate() {
-            for row in table.rows(store).await? {
+            for row in table.rows().await? {
                 bound.keys.insert((row.table, row.key.clone()));
                 bound
                     .rows

@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 use crate::domain::ledger::merkle::Hash;
 use crate::domain::ledger::verify::{Mismatch, Verified, Verifier};
 use crate::domain::ledger::{Checkpoint, Decision, Entry, EntryKind, Ledger, fhir, now};
+use crate::domain::ledger::{EntryFilter, StoredEntry};
 use crate::domain::progress::{OnProgress, Progress, unwatched};
 use crate::error::Error;
-use crate::store::{EntryFilter, Store, StoredEntry};
+use crate::store::Store;
 
 vocabulary! {
     /// How exported entries are written.

@@ -9,8 +9,8 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::ledger::StoredEntry;
 use crate::domain::ledger::{Decision, Disclosed, EntryKind};
-use crate::store::StoredEntry;
 
 const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
 const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";

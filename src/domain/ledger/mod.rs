@@ -296,3 +296,43 @@ pub fn timestamp(at: time::OffsetDateTime) -> String {
         .format(&format)
         .unwrap_or_default()
 }
+
+/// A stored entry with its position and hashes.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub entry: Entry,
+    /// The canonical bytes as stored (what was hashed).
+    pub text: String,
+    pub leaf_hash: String,
+    pub chain_hash: String,
+    /// For a break-glass entry: the latest IG review, if any (a later review supersedes
+    /// an earlier one).
+    pub latest_review: Option<review::BreakGlassReview>,
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub person_id: Option<String>,
+    /// With `person_id`: entries about any of these persons too (the other persons
+    /// resolved to the same person).
+    pub also_person_ids: Vec<String>,
+    pub agency: Option<String>,
+    pub system_id: Option<String>,
+    pub practitioner_id: Option<String>,
+    pub purpose: Option<String>,
+    pub kind: Option<String>,
+    pub decision: Option<String>,
+    pub break_glass: Option<bool>,
+    /// Only break-glass entries no IG officer has reviewed yet.
+    pub break_glass_unreviewed: bool,
+    /// RFC 3339 bounds on `recorded_at`, inclusive from, exclusive to.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Only entries with `seq` greater than this (cursor paging).
+    pub after_seq: u64,
+    /// Only entries with `seq` up to this (a snapshot, e.g. a signed checkpoint's size).
+    pub through_seq: Option<u64>,
+    pub limit: u32,
+}

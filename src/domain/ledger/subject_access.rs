@@ -5,8 +5,8 @@
 
 use crate::domain::ledger::audit::{LAW_ENFORCEMENT_AGENCY, log_record};
 use crate::domain::ledger::{Decision, Disclosed, Entry, EntryKind, Ledger};
+use crate::domain::ledger::{EntryFilter, StoredEntry};
 use crate::error::Error;
-use crate::store::{EntryFilter, StoredEntry};
 
 /// Rule id of the report's own log entry.
 pub const REPORT_RULE: &str = "audit.subject_access_report";

@@ -192,3 +192,22 @@ pub struct FactHistory {
     pub owner: Agency,
     pub versions: Vec<FactVersion>,
 }
+
+/// A current fact naming a person, with the parts that person plays in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactAbout {
+    pub record_id: String,
+    pub version: i64,
+    pub owner: Agency,
+    pub owner_system: String,
+    /// How to reach the owning system's team.
+    pub owner_contact: String,
+    pub parts: Vec<Part>,
+    pub fact: Fact,
+}
+
+/// Current facts naming one person, shared between queries without copying.
+pub type Facts = std::sync::Arc<[FactAbout]>;
+
+/// One change and the path of its fact in the request (`fact`, `facts[3]`), for messages.
+pub type PathedChange = (String, Change);
