@@ -849,6 +849,16 @@ async fn sign_in(gateway: &TestGateway, client: &safegate::pki::IssuedCertificat
         .expect("the console answers")
 }
 
+/// The page refuses a certificate the registry lists for no officer.
+fn assert_unregistered(page: &ConsolePage) {
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("registry.unregistered_certificate"),
+        "{}",
+        page.body
+    );
+}
+
 /// The registry's officers are reloaded with the rest of it: an officer added to the
 /// file signs in after `ReloadPolicy`, and one removed from it is refused from then on,
 /// without a restart (the officers' authority itself is the one in force at start).
@@ -879,12 +889,7 @@ async fn officers_added_to_or_removed_from_the_registry_take_effect_at_the_reloa
     )
     .await;
     let refused = sign_in(&gateway, &newcomer).await;
-    assert_eq!(refused.status, 403);
-    assert!(
-        refused.body.contains("registry.unregistered_certificate"),
-        "{}",
-        refused.body
-    );
+    assert_unregistered(&refused);
     assert_eq!(
         sign_in(&gateway, &gateway.pki.officer("ig-0002"))
             .await
@@ -922,12 +927,7 @@ async fn officers_added_to_or_removed_from_the_registry_take_effect_at_the_reloa
         welcomed.body
     );
     let gone = sign_in(&gateway, &gateway.pki.officer("ig-0002")).await;
-    assert_eq!(gone.status, 403);
-    assert!(
-        gone.body.contains("registry.unregistered_certificate"),
-        "{}",
-        gone.body
-    );
+    assert_unregistered(&gone);
     assert_eq!(
         sign_in(&gateway, &gateway.pki.officer("ig-0001"))
             .await
