@@ -38,10 +38,7 @@ async fn log(gateway: &TestGateway) -> Vec<safegate::domain::ledger::StoredEntry
 }
 
 async fn get(gateway: &TestGateway, officer: &str, path: &str) -> ConsolePage {
-    gateway
-        .console(Some(&gateway.pki.officer(officer)), "GET", path, None, &[])
-        .await
-        .expect("console answers")
+    gateway.console_get(officer, path).await
 }
 
 async fn post(
@@ -50,19 +47,7 @@ async fn post(
     path: &str,
     form: &[(&str, &str)],
 ) -> ConsolePage {
-    let token = get(gateway, officer, "/").await.csrf_token();
-    let mut fields = vec![("csrf_token", token.as_str())];
-    fields.extend_from_slice(form);
-    gateway
-        .console(
-            Some(&gateway.pki.officer(officer)),
-            "POST",
-            path,
-            Some(&fields),
-            SAME_ORIGIN,
-        )
-        .await
-        .expect("console answers")
+    gateway.console_post(officer, "/", path, form).await
 }
 
 #[tokio::test]

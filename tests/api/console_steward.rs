@@ -118,10 +118,7 @@ async fn log(gateway: &TestGateway) -> Vec<safegate::domain::ledger::Entry> {
 }
 
 async fn get(gateway: &TestGateway, officer: &str, path: &str) -> ConsolePage {
-    gateway
-        .console(Some(&gateway.pki.officer(officer)), "GET", path, None, &[])
-        .await
-        .expect("console answers")
+    gateway.console_get(officer, path).await
 }
 
 /// Posts `form` with the token of the officer's own page at `page`.
@@ -132,19 +129,7 @@ async fn post(
     path: &str,
     form: &[(&str, &str)],
 ) -> ConsolePage {
-    let token = get(gateway, officer, page).await.csrf_token();
-    let mut fields = vec![("csrf_token", token.as_str())];
-    fields.extend_from_slice(form);
-    gateway
-        .console(
-            Some(&gateway.pki.officer(officer)),
-            "POST",
-            path,
-            Some(&fields),
-            SAME_ORIGIN,
-        )
-        .await
-        .expect("console answers")
+    gateway.console_post(officer, page, path, form).await
 }
 
 fn location(page: &ConsolePage) -> &str {

@@ -531,6 +531,27 @@ pub fn context(practitioner_id: &str, role: Role) -> PractitionerContext {
     }
 }
 
+/// A TLS client trusting `ca_pem`, presenting `client`'s certificate when given.
+fn client_tls(ca_pem: &str, client: Option<&IssuedCertificate>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem"))
+        .expect("add root");
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    match client {
+        Some(client) => builder
+            .with_client_auth_cert(
+                vec![
+                    CertificateDer::from_pem_slice(client.certificate_pem.as_bytes())
+                        .expect("client pem"),
+                ],
+                PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).expect("key pem"),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    }
+}
+
 /// Performs a raw TLS handshake as a client (optionally with a certificate) and reports
 /// how the server ended it: `Ok` if the connection stayed open, or the TLS error.
 pub async fn tls_handshake(
@@ -540,23 +561,7 @@ pub async fn tls_handshake(
 ) -> Result<(), rustls::Error> {
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem"))
-            .expect("add root");
-        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-        let mut config = match client {
-            Some(client) => builder
-                .with_client_auth_cert(
-                    vec![
-                        CertificateDer::from_pem_slice(client.certificate_pem.as_bytes())
-                            .expect("client pem"),
-                    ],
-                    PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).expect("key pem"),
-                )
-                .expect("client auth"),
-            None => builder.with_no_client_auth(),
-        };
+        let mut config = client_tls(&ca_pem, client.as_ref());
         config.alpn_protocols = vec![b"h2".to_vec()];
         let name = ServerName::try_from("localhost").expect("server name");
         let mut connection =
@@ -843,6 +848,36 @@ impl ConsolePage {
 }
 
 impl TestGateway {
+    /// A console page as demo officer `officer` (e.g. `ig-0001`) sees it.
+    pub async fn console_get(&self, officer: &str, path: &str) -> ConsolePage {
+        self.console(Some(&self.pki.officer(officer)), "GET", path, None, &[])
+            .await
+            .expect("console answers")
+    }
+
+    /// Posts `form` to `path` as `officer`, from the console itself, with the token of
+    /// the officer's own page at `page`.
+    pub async fn console_post(
+        &self,
+        officer: &str,
+        page: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> ConsolePage {
+        let token = self.console_get(officer, page).await.csrf_token();
+        let mut fields = vec![("csrf_token", token.as_str())];
+        fields.extend_from_slice(form);
+        self.console(
+            Some(&self.pki.officer(officer)),
+            "POST",
+            path,
+            Some(&fields),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await
+        .expect("console answers")
+    }
+
     /// One HTTPS request to the IG console, presenting `client` (or no certificate), with
     /// `form` as an urlencoded body (POST) and `headers` added.
     pub async fn console(
@@ -855,23 +890,7 @@ impl TestGateway {
     ) -> Result<ConsolePage, String> {
         use http_body_util::{BodyExt, Full};
         let addr = self.console_addr.expect("the gateway serves the console");
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(self.pki.ca_pem().as_bytes()).expect("CA"))
-            .expect("root");
-        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-        let config = match client {
-            Some(client) => builder
-                .with_client_auth_cert(
-                    vec![
-                        CertificateDer::from_pem_slice(client.certificate_pem.as_bytes())
-                            .expect("client pem"),
-                    ],
-                    PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).expect("key pem"),
-                )
-                .expect("client auth"),
-            None => builder.with_no_client_auth(),
-        };
+        let config = client_tls(&self.pki.ca_pem(), client);
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
